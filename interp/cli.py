@@ -1,0 +1,116 @@
+"""The ``interp`` command: a thin wrapper around the analyses and the report writer.
+
+    interp list [--json]
+    interp run NAME... | all [--quick] [--seed N] [--out DIR] [--set key=value] [--json]
+    interp params PRESET [--json]
+"""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mechanistic interpretability toolkit.")
+
+DEFAULT_OUT = Path("reports")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command("list")
+def list_analyses(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List the analyses and the question each answers."""
+    import analyses
+
+    rows = {name: analyses.question(name) for name in analyses.ANALYSES}
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(map(len, rows))
+    for name, question in rows.items():
+        typer.echo(f"{name:<{width}}  {question}")
+
+
+def build_config(name: str, quick: bool, seed: Optional[int], assignments: list[str]):
+    """The config ``interp run`` would use for analysis ``name``."""
+    import analyses
+    from interp.config import apply_overrides
+
+    module = analyses.get(name)
+    config = module.Config.quick() if quick else module.Config()
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
+    return apply_overrides(config, assignments)
+
+
+def run_analysis(name: str, config, out: Path):
+    """Run one analysis and save its report; returns the report folder."""
+    import analyses
+
+    report = analyses.get(name).run(config)
+    return report, report.save(out)
+
+
+@app.command("run")
+def run(
+    names: list[str] = typer.Argument(..., help="Analyses to run, or 'all'."),
+    quick: bool = typer.Option(False, "--quick", help="Small preset (minutes, used in CI)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override every analysis's seed."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder that receives the reports."),
+    assignments: list[str] = typer.Option([], "--set", help="key=value override of a config field."),
+    as_json: bool = typer.Option(False, "--json", help="Print each report's results.json."),
+) -> None:
+    """Run analyses and write their reports (and, for 'all', an index page)."""
+    import analyses
+    from interp.report import write_index
+
+    selected = list(analyses.ANALYSES) if names == ["all"] else names
+    try:
+        configs = {name: build_config(name, quick, seed, assignments if names != ["all"] else []) for name in selected}
+    except (KeyError, ValueError) as error:
+        _fail(str(error.args[0] if error.args else error))
+    if names == ["all"] and assignments:
+        _fail("--set applies to named analyses only; run them one by one to override fields")
+    results = {}
+    for name, config in configs.items():
+        typer.secho(f"[interp] running {name}{' (quick)' if quick else ''} ...", err=True, fg=typer.colors.CYAN)
+        report, folder = run_analysis(name, config, out)
+        results[name] = report.results()
+        typer.secho(f"[interp] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s)", err=True)
+    if names == ["all"] or len(selected) > 1:
+        index = write_index(out)
+        typer.secho(f"[interp] index: {index}", err=True)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+
+
+@app.command("params")
+def params(
+    preset: str = typer.Argument(..., help="gpt3, gpt2-small, gpt2-medium, gpt2-large or gpt2-xl."),
+    as_json: bool = typer.Option(False, "--json", help="One key per component plus total."),
+) -> None:
+    """Count a preset's parameters per component, analytically (nothing is allocated)."""
+    from analyses.params import preset_table
+
+    try:
+        table = preset_table(preset)
+    except KeyError as error:
+        _fail(str(error.args[0]))
+    if as_json:
+        typer.echo(json.dumps(dict(zip(table["component"], table["parameters"])), indent=2))
+        return
+    typer.echo(table.to_string(index=False, formatters={"parameters": "{:,}".format, "share": "{:.2%}".format}))
+
+
+def main() -> None:  # console-script entry point
+    app(prog_name="interp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""Research reports: titled sections of prose, tables, figures and headline numbers.
+
+An analysis builds a :class:`Report` and returns it; the command line saves it. Saving
+writes, under ``<out>/<name>/``:
+
+- ``report.md``: the whole report as Markdown (figures linked from ``figures/``);
+- ``report.html``: the same, self-contained (figures inlined), opens offline;
+- ``results.json``: headline figures, config, seed, package versions, elapsed seconds;
+- one CSV per table and ``figures/*.png``.
+
+Example::
+
+    import pandas as pd, matplotlib.pyplot as plt
+    from interp.report import Report
+
+    report = Report("demo", "A demonstration", config={"seed": 0})
+    section = report.section("Numbers", "Two numbers and their sum.")
+    section.table(pd.DataFrame({"a": [1], "b": [2]}), "numbers")
+    fig, ax = plt.subplots(); ax.plot([1, 2, 3])
+    section.figure(fig, "line", "A rising line.")
+    report.headline("sum", 3, "a + b")
+    path = report.save("out")          # out/demo/report.html, results.json, ...
+
+Writes are atomic: the report is assembled in a temporary folder beside the target and
+swapped into place only when complete, so an interrupted run leaves the previous report.
+"""
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports render off-screen; never open windows
+import markdown as md_lib  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+_VERSIONED_PACKAGES = (
+    "torch", "transformer_lens", "transformers", "numpy", "scikit-learn", "pandas",
+    "einops", "gensim",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages results depend on, for ``results.json``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("interp",) + _VERSIONED_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn configs, numpy scalars, tensors and paths into plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+@dataclass
+class Table:
+    name: str
+    df: pd.DataFrame
+    caption: str = ""
+    max_rows: int = 40  # rows shown in the page; the CSV always holds all of them
+
+
+@dataclass
+class Figure:
+    name: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    """One titled part of a report: prose, then tables and figures in the order added."""
+
+    title: str
+    items: list[Any] = field(default_factory=list)
+
+    def text(self, markdown: str) -> "Section":
+        self.items.append(markdown.strip())
+        return self
+
+    def table(self, df: pd.DataFrame, name: str, caption: str = "", max_rows: int = 40) -> "Section":
+        _check_name(name)
+        self.items.append(Table(name, df.reset_index(drop=True), caption, max_rows))
+        return self
+
+    def figure(self, fig: "plt.Figure", name: str, caption: str = "", dpi: int = 110) -> "Section":
+        """Render ``fig`` to PNG now and close it, so long reports do not hold figures."""
+        _check_name(name)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        self.items.append(Figure(name, buffer.getvalue(), caption))
+        return self
+
+
+def _check_name(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(f"report item name {name!r} must be letters, digits, '-' or '_' (it becomes a file name)")
+
+
+class Report:
+    """A report under construction; see the module docstring."""
+
+    def __init__(self, name: str, title: str, config: Any = None, summary: str = ""):
+        _check_name(name)
+        self.name = name
+        self.title = title
+        self.config = config
+        self.summary = summary.strip()
+        self.sections: list[Section] = []
+        self.headlines: dict[str, dict[str, Any]] = {}
+        self.started = time.perf_counter()
+        self.elapsed_seconds: float | None = None
+
+    def section(self, title: str, text: str = "") -> Section:
+        section = Section(title)
+        if text:
+            section.text(text)
+        self.sections.append(section)
+        return section
+
+    def headline(self, key: str, value: Any, description: str = "") -> None:
+        """A headline figure: shown on the index page and stored in ``results.json``."""
+        self.headlines[key] = {"value": to_jsonable(value), "description": description}
+
+    # -- what gets written ---------------------------------------------------------
+    @property
+    def seed(self) -> Any:
+        config = to_jsonable(self.config) if self.config is not None else {}
+        return config.get("seed") if isinstance(config, dict) else None
+
+    def results(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "headline": {k: v["value"] for k, v in self.headlines.items()},
+            "headline_descriptions": {k: v["description"] for k, v in self.headlines.items()},
+            "config": to_jsonable(self.config),
+            "seed": self.seed,
+            "versions": package_versions(),
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+
+    def tables(self) -> list[Table]:
+        return [item for s in self.sections for item in s.items if isinstance(item, Table)]
+
+    def figures(self) -> list[Figure]:
+        return [item for s in self.sections for item in s.items if isinstance(item, Figure)]
+
+    def to_markdown(self, inline_figures: bool = False) -> str:
+        lines = [f"# {self.title}", ""]
+        if self.summary:
+            lines += [self.summary, ""]
+        if self.headlines:
+            lines += ["| headline | value | meaning |", "| --- | --- | --- |"]
+            for key, h in self.headlines.items():
+                lines.append(f"| {key} | {format_value(h['value'])} | {h['description']} |")
+            lines.append("")
+        for section in self.sections:
+            lines += [f"## {section.title}", ""]
+            for item in section.items:
+                if isinstance(item, str):
+                    lines += [item, ""]
+                elif isinstance(item, Table):
+                    shown = item.df.head(item.max_rows)
+                    lines += [shown.to_markdown(index=False, floatfmt=".4g"), ""]
+                    more = len(item.df) - len(shown)
+                    note = f" ({more} more rows in `{item.name}.csv`)" if more > 0 else ""
+                    if item.caption or note:
+                        lines += [f"*Table {item.name}: {item.caption}{note}*", ""]
+                elif isinstance(item, Figure):
+                    if inline_figures:
+                        src = "data:image/png;base64," + base64.b64encode(item.png).decode()
+                    else:
+                        src = f"figures/{item.name}.png"
+                    lines += [f"![{item.caption or item.name}]({src})", ""]
+                    if item.caption:
+                        lines += [f"*Figure {item.name}: {item.caption}*", ""]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        body = md_lib.markdown(self.to_markdown(inline_figures=True), extensions=["tables", "fenced_code"])
+        return _html_page(self.title, body)
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """Write the report to ``<out>/<name>/`` atomically and return that folder."""
+        if self.elapsed_seconds is None:
+            self.elapsed_seconds = round(time.perf_counter() - self.started, 2)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / self.name
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}.", dir=out))
+        try:
+            (staging / "figures").mkdir()
+            for figure in self.figures():
+                (staging / "figures" / f"{figure.name}.png").write_bytes(figure.png)
+            for table in self.tables():
+                table.df.to_csv(staging / f"{table.name}.csv", index=False)
+            (staging / "report.md").write_text(self.to_markdown())
+            (staging / "report.html").write_text(self.to_html())
+            (staging / "results.json").write_text(json.dumps(self.results(), indent=2) + "\n")
+            _swap_into_place(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+            return f"{value:.4g}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.1f}"
+    return str(value)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:60rem;
+margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+img{max-width:100%;height:auto;display:block;margin:1rem 0}
+em{color:#555} code{background:#f4f4f4;padding:0 .2rem}
+h1{border-bottom:2px solid #ddd} h2{margin-top:2.5rem;border-bottom:1px solid #eee}
+"""
+
+
+def _html_page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_index(out: str | os.PathLike, reports: list[Report] | None = None) -> Path:
+    """Write ``<out>/index.html`` linking every report found under ``out``.
+
+    Reads each ``<out>/*/results.json``, so reports from earlier runs are listed too.
+    """
+    out = Path(out)
+    rows = []
+    for results_file in sorted(out.glob("*/results.json")):
+        results = json.loads(results_file.read_text())
+        name = results_file.parent.name
+        headline = "<br>".join(
+            f"{html.escape(k)}: <b>{html.escape(format_value(v))}</b>"
+            for k, v in results.get("headline", {}).items()
+        )
+        elapsed = results.get("elapsed_seconds")
+        rows.append(
+            f"<tr><td><a href=\"{name}/report.html\">{html.escape(results.get('title', name))}</a>"
+            f"<br><code>{name}</code></td><td style=\"text-align:left\">{headline}</td>"
+            f"<td>{'' if elapsed is None else f'{elapsed:.0f} s'}</td></tr>"
+        )
+    body = (
+        "<h1>interp reports</h1><p>Each report answers one question; click through for the "
+        "method, tables and figures.</p><table><tr><th>report</th><th>headline figures</th>"
+        "<th>time</th></tr>" + "".join(rows) + "</table>"
+    )
+    path = out / "index.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(_html_page("interp reports", body))
+    os.replace(tmp, path)
+    return path
