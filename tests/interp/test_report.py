@@ -1,0 +1,70 @@
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from interp.report import Report, write_index
+
+
+def make_report(value=3):
+    report = Report("demo", "A demonstration", config={"seed": 7, "size": 2})
+    section = report.section("Numbers", "Two numbers and their **sum**.")
+    section.table(pd.DataFrame({"a": [1.5, 2.0], "b": [2, 3]}), "numbers", "two rows")
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    section.figure(fig, "line", "A rising line.")
+    report.headline("sum", value, "a + b")
+    return report
+
+
+def test_save_writes_every_artifact(tmp_path):
+    folder = make_report().save(tmp_path)
+    assert folder == tmp_path / "demo"
+    for name in ["report.md", "report.html", "results.json", "numbers.csv", "figures/line.png"]:
+        assert (folder / name).is_file(), f"report did not write {name}"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["headline"] == {"sum": 3}
+    assert results["config"] == {"seed": 7, "size": 2} and results["seed"] == 7
+    assert "torch" in results["versions"] and results["elapsed_seconds"] >= 0
+    assert pd.read_csv(folder / "numbers.csv").shape == (2, 2)
+    assert (folder / "figures/line.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_html_is_self_contained(tmp_path):
+    html = (make_report().save(tmp_path) / "report.html").read_text()
+    assert "data:image/png;base64," in html, "figures must be inlined so the page works offline"
+    assert "<table>" in html and "<strong>sum</strong>" in html
+    assert "src=\"figures/" not in html and "http" not in html.replace("http-equiv", "")
+
+
+def test_interrupted_save_keeps_previous_report(tmp_path, monkeypatch):
+    make_report(value=3).save(tmp_path)
+    broken = make_report(value=4)
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Report, "to_html", explode)
+    with pytest.raises(KeyboardInterrupt):
+        broken.save(tmp_path)
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert results["headline"]["sum"] == 3, "an interrupted save replaced the good report"
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"], "staging folder left behind"
+
+
+def test_index_links_every_report(tmp_path):
+    make_report().save(tmp_path)
+    other = Report("other", "Another report", config={"seed": 0})
+    other.headline("answer", 42)
+    other.save(tmp_path)
+    index = write_index(tmp_path).read_text()
+    assert 'href="demo/report.html"' in index and 'href="other/report.html"' in index
+    assert "42" in index
+
+
+def test_bad_item_names_are_refused():
+    with pytest.raises(ValueError, match="file name"):
+        Report("bad name", "x")
+    with pytest.raises(ValueError, match="file name"):
+        Report("ok", "x").section("s").table(pd.DataFrame(), "a/b")
