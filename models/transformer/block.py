@@ -1,0 +1,50 @@
+"""One pre-LN transformer block: attention then MLP, each added to the residual stream."""
+
+from typing import Optional
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from transformer_lens.hook_points import HookPoint
+
+from models.transformer.attention import Attention
+from models.transformer.config import TransformerConfig
+from models.transformer.layer_norm import LayerNorm
+from models.transformer.mlp import MLP
+
+
+class TransformerBlock(nn.Module):
+    """``resid_mid = resid_pre + attn(ln1(resid_pre))``; ``resid_post = resid_mid + mlp(ln2(resid_mid))``.
+
+    An attention-only block (``cfg.d_mlp is None``) has no ``ln2``, ``mlp``,
+    ``hook_resid_mid`` or ``hook_mlp_out``: hooks that never fire are not declared.
+
+    >>> cfg = TransformerConfig(d_model=8, n_layers=1, n_heads=2, d_mlp=32, d_vocab=10, n_ctx=4)
+    >>> TransformerBlock(cfg)(torch.randn(2, 3, 8)).shape
+    torch.Size([2, 3, 8])
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.hook_resid_pre = HookPoint()  # [batch pos d_model]
+        self.ln1: Optional[LayerNorm] = LayerNorm(cfg) if cfg.normalization == "LN" else None
+        self.attn = Attention(cfg)
+        self.hook_attn_out = HookPoint()  # [batch pos d_model]
+        if not cfg.attn_only:
+            self.hook_resid_mid = HookPoint()  # [batch pos d_model]
+            self.ln2: Optional[LayerNorm] = LayerNorm(cfg) if cfg.normalization == "LN" else None
+            self.mlp = MLP(cfg)
+            self.hook_mlp_out = HookPoint()  # [batch pos d_model]
+        self.hook_resid_post = HookPoint()  # [batch pos d_model]
+
+    def forward(self, resid_pre: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        resid_pre = self.hook_resid_pre(resid_pre)
+        attn_in = resid_pre if self.ln1 is None else self.ln1(resid_pre)
+        resid = resid_pre + self.hook_attn_out(self.attn(attn_in))
+        if not self.cfg.attn_only:
+            resid = self.hook_resid_mid(resid)
+            mlp_in = resid if self.ln2 is None else self.ln2(resid)
+            resid = resid + self.hook_mlp_out(self.mlp(mlp_in))
+        return self.hook_resid_post(resid)

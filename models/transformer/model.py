@@ -1,0 +1,248 @@
+"""The from-scratch GPT-style transformer, hookable with TransformerLens's names."""
+
+import difflib
+from typing import Any, Callable, Literal, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from models.transformer.block import TransformerBlock
+from models.transformer.config import TransformerConfig
+from models.transformer.embed import Embed, PosEmbed
+from models.transformer.layer_norm import LayerNorm
+from models.transformer.unembed import Unembed
+
+TokensLike = Union[str, list[str], Int[Tensor, "batch pos"], Int[Tensor, "pos"]]
+
+
+class UnknownHookError(KeyError, ValueError):
+    """A hook name that the model does not have; the message lists the closest valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_hook_name(name: str, valid: Sequence[str]) -> None:
+    """Raise ``UnknownHookError`` naming the closest valid hook names unless ``name`` is valid."""
+    if name in valid:
+        return
+    close = difflib.get_close_matches(name, list(valid), n=5, cutoff=0.5)
+    hint = f"closest valid names: {close}" if close else f"valid names include: {list(valid)[:8]}"
+    raise UnknownHookError(f"unknown hook name {name!r}; {hint}")
+
+
+class Transformer(HookedRootModule):
+    """A decoder-only transformer (GPT-2 layout) whose activations pass through ``HookPoint``s.
+
+    >>> cfg = TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_mlp=128, d_vocab=50, n_ctx=16)
+    >>> model = Transformer(cfg)
+    >>> tokens = torch.randint(0, 50, (2, 8))
+    >>> logits, cache = model.run_with_cache(tokens)
+    >>> logits.shape, cache["blocks.1.attn.hook_pattern"].shape
+    (torch.Size([2, 8, 50]), torch.Size([2, 4, 8, 8]))
+
+    Parameters and hooks carry TransformerLens's names (``blocks.0.attn.W_Q``,
+    ``blocks.0.hook_resid_pre``, ...), so weights move to and from TransformerLens
+    and Hugging Face GPT-2 through ``models.transformer.convert``.
+    """
+
+    def __init__(self, cfg: TransformerConfig, tokenizer: Any = None):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.embed = Embed(cfg)
+        self.hook_embed = HookPoint()  # [batch pos d_model]
+        self.pos_embed = PosEmbed(cfg)
+        self.hook_pos_embed = HookPoint()  # [batch pos d_model]
+        self.blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(cfg.n_layers)])
+        self.ln_final: Optional[LayerNorm] = LayerNorm(cfg) if cfg.normalization == "LN" else None
+        self.unembed = Unembed(cfg, self.embed)
+        self.init_weights()
+        self.setup()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """GPT-2 initialisation: weights ~ N(0, init_range), biases 0, LN gains 1; seeded by ``cfg.seed``.
+
+        A private generator keeps the global torch RNG untouched.
+        """
+        generator = torch.Generator().manual_seed(self.cfg.seed) if self.cfg.seed is not None else None
+        for name, param in self.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.startswith("W_"):
+                param.normal_(0.0, self.cfg.init_range, generator=generator)
+            elif leaf == "w":
+                param.fill_(1.0)
+            else:
+                param.zero_()
+
+    # ----- forward ---------------------------------------------------------------
+
+    def forward(
+        self,
+        input: TokensLike,
+        return_type: Optional[Literal["logits", "loss", "both"]] = "logits",
+        loss_per_token: bool = False,
+        stop_at_layer: Optional[int] = None,
+    ) -> Any:
+        """Logits [batch pos d_vocab], next-token loss, both as a tuple, or None.
+
+        With ``stop_at_layer=L`` the residual stream entering block ``L``
+        [batch pos d_model] is returned instead (TransformerLens's convention).
+        """
+        if return_type not in ("logits", "loss", "both", None):
+            raise ValueError(f"return_type={return_type!r}; use 'logits', 'loss', 'both' or None.")
+        tokens = self._as_tokens(input)
+        residual = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+        if stop_at_layer is not None and not -self.cfg.n_layers <= stop_at_layer <= self.cfg.n_layers:
+            raise ValueError(f"stop_at_layer={stop_at_layer} is outside [-{self.cfg.n_layers}, {self.cfg.n_layers}].")
+        for block in self.blocks[:stop_at_layer]:
+            residual = block(residual)
+        if stop_at_layer is not None:
+            return residual
+        if self.ln_final is not None:
+            residual = self.ln_final(residual)
+        logits = self.unembed(residual)
+        if return_type == "logits":
+            return logits
+        if return_type is None:
+            return None
+        loss = next_token_loss(logits, tokens, per_token=loss_per_token)
+        return loss if return_type == "loss" else (logits, loss)
+
+    def _as_tokens(self, input: TokensLike) -> Int[Tensor, "batch pos"]:
+        if isinstance(input, (str, list)):
+            tokens = self.to_tokens(input)
+        elif isinstance(input, Tensor):
+            tokens = input if input.ndim == 2 else input.unsqueeze(0) if input.ndim == 1 else None
+            if tokens is None:
+                raise ValueError(f"tokens must have shape [batch pos] or [pos], got {tuple(input.shape)}.")
+            if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+                raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}.")
+        else:
+            raise ValueError(f"expected a token tensor or a string, got {type(input).__name__}.")
+        if tokens.shape[1] > self.cfg.n_ctx:
+            raise ValueError(
+                f"sequence of {tokens.shape[1]} tokens is longer than n_ctx={self.cfg.n_ctx}; "
+                f"truncate the input (tokens[:, -{self.cfg.n_ctx}:]) or build the model with a larger n_ctx."
+            )
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.d_vocab):
+            raise ValueError(
+                f"token ids must lie in [0, {self.cfg.d_vocab}) (d_vocab={self.cfg.d_vocab}), got range "
+                f"[{int(tokens.min())}, {int(tokens.max())}]; check the tokenizer matches the model."
+            )
+        return tokens.to(self.embed.W_E.device)
+
+    # ----- hook-name checking -----------------------------------------------------------
+    # HookedRootModule fails on an unknown name with a bare KeyError (add_hook, hooks())
+    # or silently caches nothing (run_with_cache names_filter). Check names up front.
+
+    def _check_names(self, names: Union[str, Callable, Sequence[str], None]) -> None:
+        if names is None or callable(names):
+            return
+        for name in [names] if isinstance(names, str) else names:
+            check_hook_name(name, list(self.hook_dict))
+
+    def _enable_hook(self, name: Union[str, Callable], hook: Callable, dir: Literal["fwd", "bwd"]):
+        self._check_names(name)
+        super()._enable_hook(name, hook, dir)
+
+    def add_hook(self, name: Union[str, Callable], hook: Callable, *args: Any, **kwargs: Any) -> None:
+        self._check_names(name)
+        super().add_hook(name, hook, *args, **kwargs)
+
+    def get_caching_hooks(self, names_filter: Any = None, *args: Any, **kwargs: Any) -> tuple[dict, list, list]:
+        self._check_names(names_filter)
+        return super().get_caching_hooks(names_filter, *args, **kwargs)
+
+    # ----- tokens, text and sampling (delegated, as in TransformerLens) ----------------------
+
+    def _require_tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise ValueError(
+                "this model has no tokenizer: set model.tokenizer = CharTokenizer.from_corpus(text) "
+                "(or WordTokenizer) or pass token tensors."
+            )
+        return self.tokenizer
+
+    def to_tokens(self, text: Union[str, list[str]], prepend_bos: bool = True) -> Int[Tensor, "batch pos"]:
+        """Tokenize with the attached tokenizer: ``model.to_tokens("hello")`` -> [1 pos]."""
+        return self._require_tokenizer().to_tokens(text, prepend_bos=prepend_bos)
+
+    def to_str_tokens(self, input: Union[str, Tensor], prepend_bos: bool = True) -> list[str]:
+        """The token strings of a text or a 1-D / single-row token tensor."""
+        return self._require_tokenizer().to_str_tokens(input, prepend_bos=prepend_bos)
+
+    def to_string(self, tokens: Tensor) -> Union[str, list[str]]:
+        """Decode [pos] to a string or [batch pos] to a list of strings."""
+        return self._require_tokenizer().to_string(tokens)
+
+    def generate(self, prompt: TokensLike, max_new_tokens: int = 20, **kwargs: Any) -> Any:
+        """Sample a continuation; see ``models.transformer.sampling.generate``."""
+        from models.transformer.sampling import generate
+
+        return generate(self, prompt, max_new_tokens, **kwargs)
+
+    # ----- weights stacked over layers, as TransformerLens exposes them ------------------------
+
+    @property
+    def W_E(self) -> Float[Tensor, "d_vocab d_model"]:
+        return self.embed.W_E
+
+    @property
+    def W_pos(self) -> Float[Tensor, "n_ctx d_model"]:
+        return self.pos_embed.W_pos
+
+    @property
+    def W_U(self) -> Float[Tensor, "d_model d_vocab"]:
+        return self.unembed.W_U
+
+    def _stack(self, path: str) -> Tensor:
+        parts = path.split(".")
+        tensors = []
+        for block in self.blocks:
+            obj: Any = block
+            for part in parts:
+                obj = getattr(obj, part)
+            tensors.append(obj)
+        return torch.stack(tensors)
+
+    @property
+    def W_Q(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
+        return self._stack("attn.W_Q")
+
+    @property
+    def W_K(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
+        return self._stack("attn.W_K")
+
+    @property
+    def W_V(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
+        return self._stack("attn.W_V")
+
+    @property
+    def W_O(self) -> Float[Tensor, "n_layers n_heads d_head d_model"]:
+        return self._stack("attn.W_O")
+
+    @property
+    def W_in(self) -> Float[Tensor, "n_layers d_model d_mlp"]:
+        return self._stack("mlp.W_in")
+
+    @property
+    def W_out(self) -> Float[Tensor, "n_layers d_mlp d_model"]:
+        return self._stack("mlp.W_out")
+
+
+def next_token_loss(
+    logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"], per_token: bool = False
+) -> Union[Float[Tensor, ""], Float[Tensor, "batch pos_minus_1"]]:
+    """Cross-entropy of predicting ``tokens[:, 1:]`` from ``logits[:, :-1]`` (mean, or per token)."""
+    if tokens.shape[1] < 2:
+        raise ValueError("next-token loss needs at least 2 tokens per sequence; pass a longer input.")
+    log_probs = F.log_softmax(logits[:, :-1], dim=-1)
+    per_position = -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    return per_position if per_token else per_position.mean()
