@@ -1,0 +1,405 @@
+"""One training loop for every subject: AdamW, warm-up and cosine decay, clipping,
+progress, periodic evaluation and resumable safetensors checkpoints.
+
+    >>> import torch
+    >>> from models.train import TrainConfig, train
+    >>> model = torch.nn.Linear(4, 1)
+    >>> def batches(step):  # the data is a function of (seed, step): resuming is exact
+    ...     g = torch.Generator().manual_seed(step)
+    ...     x = torch.randn(32, 4, generator=g)
+    ...     return x, x.sum(-1, keepdim=True)
+    >>> def loss_fn(model, batch):
+    ...     x, y = batch
+    ...     return torch.nn.functional.mse_loss(model(x), y)
+    >>> result = train(model, batches, loss_fn, TrainConfig(steps=200, lr=0.05), progress=False)
+    >>> result.history[-1]["loss"] < 0.01
+    True
+
+**Data.** ``batches`` is best a callable ``step -> batch`` that derives everything from
+the step (and a seed it closes over), as above: then the batch at step ``n`` is the same
+whether or not the run was interrupted before ``n``. Any re-iterable deterministic
+sampler also works (a list, a seeded ``DataLoader``): on resume it is iterated afresh
+and the batches already used are skipped. Tensors in the batch (also inside tuples,
+lists and dicts) are moved to the model's device.
+
+**Randomness.** The loop seeds torch's global RNG with ``cfg.seed`` at the start of a
+fresh run and saves its state in every checkpoint, so dropout or noise drawn with
+``torch.rand*`` inside the model or ``loss_fn`` replays exactly on resume. Randomness
+from ``random`` or numpy is not saved: draw it inside ``batches`` from the step.
+
+**Checkpoints.** With ``checkpoint_dir``, every ``cfg.checkpoint_every`` steps and at the
+end the loop writes ``checkpoint_dir/step-00000010/`` holding ``model.safetensors`` and
+``config.json`` (a folder ``models.checkpoint.load_model`` can open), ``optimizer.safetensors``,
+``rng.safetensors`` and ``trainer.json`` (step, train config, history). The folder is
+written under a temporary name and renamed into place, so an interrupt (Ctrl-C included)
+never leaves a half-written checkpoint: the last good one stays. ``train`` called again
+with the same arguments resumes from the latest one and ends with bit-identical weights
+to a run that was never interrupted.
+"""
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from models import checkpoint as ckpt
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about an optimisation run that changes the weights it produces.
+
+    The learning rate warms up linearly over ``warmup_steps`` to ``lr`` and then follows
+    a cosine down to ``lr * min_lr_ratio`` at the last step (``min_lr_ratio=0``: down
+    to zero). Weight decay applies to matrices (``p.ndim >= 2``), not to biases or
+    layer-norm gains, as in GPT-2 and nanoGPT. ``batch_size`` is not used by the loop
+    (``batches`` makes the batches); it lives here so that a subject's recipe and its
+    checkpoints record it.
+    """
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    keep_last: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        # JSON gives lists back; keep the field hashable and equal to the original.
+        object.__setattr__(self, "betas", tuple(self.betas))
+        problems = []
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                problems.append(message)
+
+        def is_int(x: Any) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        need(is_int(self.steps) and self.steps >= 1, f"steps must be an int >= 1, got {self.steps!r}")
+        need(is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        need(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas must be two numbers in [0, 1), got {self.betas!r}",
+        )
+        need(self.eps > 0, f"eps must be > 0, got {self.eps!r}")
+        need(
+            is_int(self.warmup_steps) and 0 <= self.warmup_steps <= self.steps,
+            f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}",
+        )
+        need(0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        need(
+            self.grad_clip is None or self.grad_clip > 0,
+            f"grad_clip must be > 0 or None (no clipping), got {self.grad_clip!r}",
+        )
+        for name in ("eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            need(
+                value is None or (is_int(value) and value >= 1),
+                f"{name} must be an int >= 1 or None (never), got {value!r}",
+            )
+        need(is_int(self.keep_last) and self.keep_last >= 1, f"keep_last must be an int >= 1, got {self.keep_last!r}")
+        need(is_int(self.seed), f"seed must be an int, got {self.seed!r}")
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+
+# Fields that only say how often to save: changing them between an interrupted run and
+# its resumption does not change the weights, so a resume need not refuse.
+_BOOKKEEPING = {"checkpoint_every", "keep_last"}
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """The learning rate for the update at 0-based ``step``: linear warm-up, then cosine.
+
+    >>> cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.0)
+    >>> learning_rate(0, cfg), learning_rate(9, cfg), learning_rate(99, cfg)
+    (0.1, 1.0, 0.0)
+    """
+    if step < cfg.warmup_steps:
+        # (step + 1) so that the first update is not wasted at lr 0.
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    decay_steps = cfg.steps - cfg.warmup_steps - 1
+    progress = min(1.0, (step - cfg.warmup_steps) / decay_steps) if decay_steps > 0 else 0.0
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases and gains are not shrunk)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [
+        {"params": group, "weight_decay": wd}
+        for group, wd in ((decay, cfg.weight_decay), (no_decay, 0.0))
+        if group
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns. ``history`` has one dict per step (``step`` counts
+    updates done, ``loss`` is that step's training loss, ``lr``, ``grad_norm``) plus the
+    ``eval_fn`` metrics on evaluation steps: ``pandas.DataFrame(result.history)``."""
+
+    model: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    step: int = 0
+    resumed_from: int | None = None
+    checkpoint: Path | None = None  # the final checkpoint folder, when one was written
+
+
+def train(
+    model: nn.Module,
+    batches: Callable[[int], Any] | Iterable[Any],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    cfg: TrainConfig,
+    *,
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    model_config: Any = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place for ``cfg.steps`` updates and return a ``TrainResult``.
+
+    ``loss_fn(model, batch)`` returns the scalar loss. ``eval_fn(model)`` returns a dict
+    of metrics; it runs in eval mode under ``torch.no_grad`` every ``cfg.eval_every``
+    steps and after the last. ``model_config`` (a dataclass or dict) is saved with each
+    checkpoint and must match on resume. With ``resume=False`` an existing checkpoint
+    in ``checkpoint_dir`` is ignored (and replaced as the new run saves its own).
+    """
+    optimizer = make_optimizer(model, cfg)
+    device = next(model.parameters()).device
+    history: list[dict[str, float]] = []
+    start, resumed_from, last_saved = 0, None, None
+    root = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if root is not None:
+        _remove_temporaries(root)
+        latest = latest_checkpoint(root) if resume else None
+        if latest is not None:
+            start, history = _restore(latest, model, optimizer, cfg, model_config)
+            resumed_from = last_saved = start
+            tqdm.write(f"Resuming from {latest} (step {start} of {cfg.steps})", file=sys.stderr)
+    if start == 0:
+        torch.manual_seed(cfg.seed)
+    next_batch = _batch_source(batches, start)
+
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, file=sys.stderr)
+    step = start
+    try:
+        for step in range(start, cfg.steps):
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = _to_device(next_batch(step), device)
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at step {step}; lower lr (now {lr:.3g}) or "
+                    "set grad_clip. The last good checkpoint is left as it was."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            row = {"step": step + 1, "loss": loss.item(), "lr": lr}
+            if cfg.grad_clip is not None:
+                params = [p for g in optimizer.param_groups for p in g["params"]]
+                row["grad_norm"] = nn.utils.clip_grad_norm_(params, cfg.grad_clip).item()
+            optimizer.step()
+
+            done = step + 1
+            if eval_fn is not None and (_due(done, cfg.eval_every) or done == cfg.steps):
+                row.update(evaluate(model, eval_fn))
+            history.append(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if root is not None and (_due(done, cfg.checkpoint_every) or done == cfg.steps):
+                last_saved = done
+                save_checkpoint(root, done, model, optimizer, cfg, history, model_config)
+    except KeyboardInterrupt:
+        where = (
+            f"the last checkpoint (step {last_saved}) is in {root}; call train again to resume"
+            if last_saved is not None
+            else "no checkpoint was written"
+        )
+        tqdm.write(f"Interrupted at step {step}; {where}.", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    final = root / _step_name(cfg.steps) if root is not None else None
+    return TrainResult(model, history, cfg.steps, resumed_from, final)
+
+
+def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
+    """Run ``eval_fn`` in eval mode without gradients, then put the model back."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            metrics = eval_fn(model)
+    finally:
+        model.train(was_training)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+_STEP = re.compile(r"^step-(\d+)$")
+TRAINER = "trainer.json"
+
+
+def _step_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder in ``checkpoint_dir``, or None."""
+    found = _checkpoints(Path(checkpoint_dir))
+    return found[-1][1] if found else None
+
+
+def _checkpoints(root: Path) -> list[tuple[int, Path]]:
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP.match(child.name)
+        if match and (child / TRAINER).is_file():  # trainer.json is written last
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def _remove_temporaries(root: Path) -> None:
+    """Remove what an interrupted save left (never a complete checkpoint)."""
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.name.startswith(".step-") and child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    history: list[dict[str, float]],
+    model_config: Any = None,
+) -> Path:
+    """Write ``root/step-XXXXXXXX/`` atomically; keep the newest ``cfg.keep_last``."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / _step_name(step)
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        ckpt.save_model(model, tmp, model_config)
+        ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
+        ckpt.save_tensors(ckpt.rng_state(), tmp / "rng.safetensors")
+        state = {"step": step, "train_config": dataclasses.asdict(cfg), "history": history}
+        ckpt.write_json(state, tmp / TRAINER)
+        if final.exists():  # only when a resume=False run re-saves a step
+            old = root / f".{final.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+            shutil.rmtree(old)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # Later steps can only come from an older run that resume=False replaced.
+    found = _checkpoints(root)
+    stale = [p for s, p in found if s > step] + [p for s, p in found if s <= step][: -cfg.keep_last]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def _restore(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    model_config: Any,
+) -> tuple[int, list[dict[str, float]]]:
+    state = json.loads((folder / TRAINER).read_text())
+    saved_cfg = {k: v for k, v in state["train_config"].items() if k not in _BOOKKEEPING}
+    now_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _BOOKKEEPING}
+    differences = ckpt.config_differences(saved_cfg, now_cfg)
+    if differences:
+        raise ValueError(
+            f"cannot resume from {folder}: it was trained with a different TrainConfig:\n  "
+            + "\n  ".join(differences)
+            + "\nUse the same config, another checkpoint_dir, or resume=False."
+        )
+    if state["step"] > cfg.steps:
+        raise ValueError(f"checkpoint {folder} is at step {state['step']}, past steps={cfg.steps}")
+    ckpt.load_weights(model, folder, expected_config=model_config)
+    ckpt.load_optimizer(optimizer, folder / "optimizer.safetensors")
+    rng, _ = ckpt.load_tensors(folder / "rng.safetensors")
+    ckpt.set_rng_state(rng)
+    return state["step"], state["history"]
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def _due(done: int, every: int | None) -> bool:
+    return every is not None and done % every == 0
+
+
+def _batch_source(batches: Callable[[int], Any] | Iterable[Any], start: int) -> Callable[[int], Any]:
+    """Turn ``batches`` into ``step -> batch``, skipping what a resumed run already used."""
+    if callable(batches):
+        return batches
+    iterator = iter(batches)
+
+    def next_batch(step: int) -> Any:
+        try:
+            return next(iterator)
+        except StopIteration:
+            raise ValueError(
+                f"batches ran out at step {step}; give a callable step -> batch or an "
+                "iterable with at least cfg.steps batches"
+            ) from None
+
+    for step in range(start):
+        next_batch(step)
+    return next_batch
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(_to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
