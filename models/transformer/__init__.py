@@ -2,5 +2,19 @@
 
 from models.transformer.config import TransformerConfig
 from models.transformer.model import Transformer, UnknownHookError, next_token_loss
+from models.transformer.params import PRESETS, count_parameters
+from models.transformer.sampling import generate
+from models.transformer.tokenizer import CharTokenizer, WordTokenizer, load_tokenizer
 
-__all__ = ["Transformer", "TransformerConfig", "UnknownHookError", "next_token_loss"]
+__all__ = [
+    "PRESETS",
+    "CharTokenizer",
+    "Transformer",
+    "TransformerConfig",
+    "UnknownHookError",
+    "WordTokenizer",
+    "count_parameters",
+    "generate",
+    "load_tokenizer",
+    "next_token_loss",
+]
