@@ -144,8 +144,8 @@ def load_tensors(
 def config_dict(config: Any) -> dict:
     """The JSON form of a config: ``asdict`` of a dataclass, a dict as is, None as {}.
 
-    Values JSON cannot hold (a ``torch.dtype``) become their ``str``; tuples become
-    lists. Comparing two configs compares these forms, so a config read back from JSON
+    Dataclasses nested in a dict become dicts, values JSON cannot hold (a
+    ``torch.dtype``) become their ``str``, tuples become lists. Comparing two configs compares these forms, so a config read back from JSON
     equals the one that was saved.
     """
     if config is None:
@@ -154,7 +154,13 @@ def config_dict(config: Any) -> dict:
         config = dataclasses.asdict(config)
     if not isinstance(config, dict):
         raise TypeError(f"a config must be a dataclass instance or a dict, not {type(config).__name__}")
-    return json.loads(json.dumps(config, default=str, sort_keys=True))
+
+    def plain(value: Any) -> Any:  # called by json for what it cannot write itself
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)  # dataclasses nested in a dict
+        return str(value)
+
+    return json.loads(json.dumps(config, default=plain, sort_keys=True))
 
 
 def config_differences(saved: Any, expected: Any) -> list[str]:

@@ -1,0 +1,192 @@
+"""Named trained subjects, trained on first use and cached on disk.
+
+    >>> from models import zoo
+    >>> zoo.list()                                   # doctest: +SKIP
+    ['digits', 'facts', ...]
+    >>> model = zoo.load("facts", quick=True)        # doctest: +SKIP
+    Training zoo subject 'facts' (first use, cached at ~/.cache/interp/zoo/facts/quick-seed0-...) ...
+
+The first ``load`` trains the subject, with a message on stderr and a progress bar;
+later ones read ``model.safetensors`` and ``config.json`` from the cache and check that
+the saved config is the recipe's. The cache folder is ``$INTERP_CACHE`` (default
+``~/.cache/interp/zoo``); each subject lives in ``<cache>/<name>/<quick|full>-seed<seed>-<hash>/``,
+where the hash covers the recipe's config, so changing a recipe's config trains a new
+model instead of loading a stale one. An interrupted first use resumes from its last
+checkpoint on the next ``load``. ``load`` returns the model in eval mode.
+
+**Adding a subject.** Write a *recipe* in your own module: a function
+``(quick: bool, seed: int) -> Recipe`` that is cheap (it trains nothing itself):
+
+    >>> import torch
+    >>> from models import zoo
+    >>> from models.train import TrainConfig, train
+    >>> def line(quick: bool, seed: int) -> zoo.Recipe:
+    ...     cfg = TrainConfig(steps=50 if quick else 500, lr=0.05, seed=seed)
+    ...     def batches(step):
+    ...         x = torch.randn(32, 1, generator=torch.Generator().manual_seed(seed * 10**6 + step))
+    ...         return x, 3 * x + 1
+    ...     def loss_fn(model, batch):
+    ...         return torch.nn.functional.mse_loss(model(batch[0]), batch[1])
+    ...     return zoo.Recipe(
+    ...         config={"train": cfg, "version": 1},  # everything the weights depend on
+    ...         build=lambda: torch.nn.Linear(1, 1),  # the untrained model
+    ...         train=lambda model, checkpoint_dir: train(
+    ...             model, batches, loss_fn, cfg, checkpoint_dir=checkpoint_dir, desc="line"),
+    ...     )
+
+then add ``"line": "yourpackage.yourmodule:line"`` to ``SUBJECTS`` below (the lead merges
+these), so ``zoo.load("line")`` imports your module only when the subject is asked for:
+no import cycles, nothing runs at import time. For a notebook or a test,
+``zoo.register("line")(line)`` (or ``@zoo.register("line")``) adds it for this process.
+
+Put into ``config`` everything that changes the trained weights (model and train
+configs, data settings) and a ``version`` to bump when code changes in a way the
+config does not show: the cache key is a hash of it. ``build`` must return the same
+architecture every time, since cached weights are loaded into it; ``load`` calls it
+with torch's RNG seeded from ``seed``, so its initialisation is reproducible.
+"""
+
+import difflib
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from models import checkpoint as ckpt
+
+# name -> "module:recipe_function". Imported lazily by load(), so subjects' modules can
+# import models.zoo without a cycle. Keep it sorted; for example:
+#   "facts": "models.transformer.subjects:facts",
+#   "digits": "models.mlp:digits",
+SUBJECTS: dict[str, str] = {}
+
+_REGISTERED: dict[str, Callable[[bool, int], "Recipe"]] = {}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one trained subject.
+
+    ``config``: a dict or dataclass (dataclasses may be nested in a dict) of everything
+    the trained weights depend on; it is hashed into the cache key and saved as
+    ``config.json``. ``build()``: the untrained model. ``train(model, checkpoint_dir)``:
+    trains the model in place, checkpointing into ``checkpoint_dir`` so an interrupted
+    first use resumes; if it returns a ``TrainResult``, its history is cached too.
+    """
+
+    config: Any
+    build: Callable[[], nn.Module]
+    train: Callable[[nn.Module, Path], Any]
+
+
+def register(name: str) -> Callable:
+    """Decorator adding a recipe ``(quick, seed) -> Recipe`` under ``name`` in this process."""
+
+    def add(recipe: Callable[[bool, int], Recipe]) -> Callable[[bool, int], Recipe]:
+        _REGISTERED[name] = recipe
+        return recipe
+
+    return add
+
+
+def cache_dir() -> Path:
+    """The zoo's cache folder: ``$INTERP_CACHE`` or ``~/.cache/interp/zoo``."""
+    return Path(os.environ.get("INTERP_CACHE", "~/.cache/interp/zoo")).expanduser()
+
+
+def recipe(name: str, *, quick: bool = False, seed: int = 0) -> Recipe:
+    """The recipe of subject ``name`` (imports its module on first use)."""
+    if name not in _REGISTERED and name in SUBJECTS:
+        module, _, function = SUBJECTS[name].partition(":")
+        _REGISTERED[name] = getattr(importlib.import_module(module), function)
+    if name not in _REGISTERED:
+        known = list_subjects()
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"no zoo subject named {name!r}.{hint} Known subjects: {', '.join(known) or 'none'}.")
+    made = _REGISTERED[name](quick, seed)
+    if not isinstance(made, Recipe):
+        raise TypeError(f"the recipe for {name!r} returned {type(made).__name__}, not zoo.Recipe")
+    return made
+
+
+def subject_dir(name: str, *, quick: bool = False, seed: int = 0) -> Path:
+    """Where subject ``name`` is (or will be) cached, keyed by a hash of its config."""
+    config = ckpt.config_dict(recipe(name, quick=quick, seed=seed).config)
+    return _subject_dir(name, quick, seed, config)
+
+
+def _subject_dir(name: str, quick: bool, seed: int, config: dict) -> Path:
+    key = json.dumps({"name": name, "quick": quick, "seed": seed, "config": config}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_dir() / name / f"{'quick' if quick else 'full'}-seed{seed}-{digest}"
+
+
+def load(
+    name: str,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    retrain: bool = False,
+) -> nn.Module:
+    """The trained subject ``name`` in eval mode, training and caching it on first use.
+
+    ``quick`` picks the recipe's small CI-sized variant; ``retrain`` trains afresh and
+    replaces the cached copy. Training runs on ``device`` when given.
+    """
+    made = recipe(name, quick=quick, seed=seed)
+    config = ckpt.config_dict(made.config)
+    folder = _subject_dir(name, quick, seed, config)
+    checkpoints = folder / "checkpoints"
+    with torch.random.fork_rng(devices=[]):  # seeded init, caller's RNG left alone
+        torch.manual_seed(seed)
+        model = made.build()
+    if device is not None:
+        model = model.to(device)
+
+    if not retrain and (folder / ckpt.CONFIG).is_file():  # written last: the model is complete
+        try:
+            ckpt.load_weights(model, folder, expected_config=config)
+        except ValueError as e:
+            raise ValueError(f"{e}\nThe cached zoo subject {name!r} is stale; load it with retrain=True.") from e
+        return model.eval()
+
+    if retrain:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    why = "retrain=True" if retrain else "resuming an interrupted first use" if checkpoints.is_dir() else "first use"
+    tqdm.write(f"Training zoo subject '{name}' ({why}, cached at {folder}) ...", file=sys.stderr)
+    started = time.perf_counter()
+    result = made.train(model, checkpoints)
+    seconds = time.perf_counter() - started
+
+    history = getattr(result, "history", None)
+    if history is not None:
+        ckpt.write_json(history, folder / "history.json")
+    info = {"name": name, "quick": quick, "seed": seed, "train_seconds": round(seconds, 3), "torch": torch.__version__}
+    ckpt.write_json(info, folder / "zoo.json")
+    ckpt.save_model(model, folder, config)  # config.json last: marks the folder complete
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    tqdm.write(f"Zoo subject '{name}' trained in {seconds:.1f}s, cached at {folder}", file=sys.stderr)
+    return model.eval()
+
+
+def list_subjects() -> list[str]:
+    """Names of every known subject: ``SUBJECTS`` plus those registered in this process."""
+    return sorted(set(SUBJECTS) | set(_REGISTERED))
+
+
+# zoo.list() reads naturally at call sites. Defined last, and never called inside this
+# module, so that shadowing the builtin here cannot bite.
+list = list_subjects  # noqa: A001
