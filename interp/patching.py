@@ -1,0 +1,291 @@
+"""Activation patching, batched: many (layer, position[, head]) patches per forward pass.
+
+Example::
+
+    from interp.patching import activation_patching, patching_frame
+
+    def logit_diff(logits):                       # [batch pos d_vocab] -> scalar
+        return (logits[:, -1, right] - logits[:, -1, wrong]).mean()
+
+    effect = activation_patching(model, clean_tokens, corrupted_tokens, logit_diff, "resid_pre")
+    effect.shape                                  # (n_layers, pos), as transformer_lens.patching
+    df = patching_frame(effect, "resid_pre")      # one row per (layer, pos)
+
+Convention (stated once, as in ROME's ``causal_trace.py``): ``direction="denoise"`` runs
+the *corrupted* tokens and writes in the *clean* activation at one site (what
+``transformer_lens.patching`` does: a high metric means the site carries what the clean run
+needs); ``direction="noise"`` runs the clean tokens and writes in the corrupted
+activation (a drop means the site is necessary).
+
+Why it is fast: TransformerLens's sweep runs one forward per site. Here the receiving
+input is stacked ``sites_per_forward`` times along the batch and row block ``s`` is
+patched at site ``s`` (one hook per layer writes every row block of that layer with a
+single indexed assignment). Each row sees exactly one patched site, so the results are
+the same numbers in ~``n_sites / sites_per_forward`` forwards.
+
+Everything goes through ``run_with_hooks`` / ``run_with_cache`` with TransformerLens hook
+names, so any ``HookedRootModule`` or ``TransformerBridge`` works (``output_hook`` lets the
+metric read a hidden state, e.g. of an encoder that has no logits).
+"""
+
+import contextlib
+from typing import Any, Callable, Optional
+
+import einops
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+# activation -> hook name pattern; "z" is per head ([batch pos head_index d_head])
+HOOKS = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "resid_mid": "blocks.{layer}.hook_resid_mid",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "z": "blocks.{layer}.attn.hook_z",
+}
+DIRECTIONS = ("denoise", "noise")
+Metric = Callable[[Tensor], Tensor]
+
+
+def hook_name(activation: str, layer: int) -> str:
+    """``hook_name("mlp_out", 2) == "blocks.2.hook_mlp_out"``."""
+    if activation not in HOOKS:
+        raise ValueError(f"unknown activation {activation!r}; use one of {tuple(HOOKS)}")
+    return HOOKS[activation].format(layer=layer)
+
+
+def check_token_pair(clean_tokens: Tensor, corrupted_tokens: Tensor) -> None:
+    """Raise unless the two inputs can be patched position by position."""
+    if clean_tokens.ndim != 2:
+        raise ValueError(f"tokens must be [batch pos], got shape {tuple(clean_tokens.shape)}; add a batch dim")
+    if clean_tokens.shape != corrupted_tokens.shape:
+        raise ValueError(
+            f"clean tokens have shape {tuple(clean_tokens.shape)} but corrupted tokens "
+            f"{tuple(corrupted_tokens.shape)}: patching pairs positions one to one, so the prompts "
+            "must have the same number of tokens (choose a corruption of equal length, or pad both)"
+        )
+
+
+def check_metric_value(value: Any, batch: int, per_example: bool) -> Tensor:
+    """The metric's value as a tensor, or a ValueError saying which shape was expected."""
+    value = torch.as_tensor(value)
+    expected = (batch,) if per_example else ()
+    if tuple(value.shape) != expected:
+        want = f"a [batch] tensor of length {batch}" if per_example else "a scalar (0-d tensor)"
+        hint = "" if per_example else "; reduce over the batch (e.g. .mean()) or pass per_example=True"
+        raise ValueError(f"the metric must return {want}, got shape {tuple(value.shape)}{hint}")
+    return value
+
+
+def _repeat_kwargs(kwargs: dict, batch: int, repeats: int) -> dict:
+    """Repeat tensor keyword arguments that carry a batch dim (an attention mask)."""
+    return {
+        k: v.repeat(repeats, *([1] * (v.ndim - 1))) if isinstance(v, Tensor) and v.ndim and v.shape[0] == batch else v
+        for k, v in kwargs.items()
+    }
+
+
+def run_metric(
+    model: Any,
+    tokens: Int[Tensor, "batch pos"],
+    fwd_hooks: list,
+    output_hook: Optional[str] = None,
+    **forward_kwargs: Any,
+) -> Tensor:
+    """The model's output, or the activation at ``output_hook``, with ``fwd_hooks`` attached."""
+    if output_hook is None:
+        return model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, **forward_kwargs)
+    captured = {}
+
+    def capture(act: Tensor, hook: Any) -> None:
+        captured["out"] = act
+
+    model.run_with_hooks(tokens, fwd_hooks=[*fwd_hooks, (output_hook, capture)], **forward_kwargs)
+    if "out" not in captured:
+        raise ValueError(f"output_hook {output_hook!r} never fired; check the hook name against model.hook_dict")
+    return captured["out"]
+
+
+def activation_patching(
+    model: Any,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    activation: str = "resid_pre",
+    *,
+    direction: str = "denoise",
+    per_example: bool = False,
+    layers: Optional[list[int]] = None,
+    max_rows: int = 1024,
+    output_hook: Optional[str] = None,
+    **forward_kwargs: Any,
+) -> Tensor:
+    """Metric after patching each (layer, pos) — or (layer, pos, head) for ``"z"``.
+
+    Returns ``[layer pos]`` (``[layer pos head_index]`` for ``"z"``), with a trailing
+    ``batch`` dim when ``per_example``. ``metric`` maps the output of one patched copy of
+    the batch (``[batch ...]``) to a scalar, or to ``[batch]`` when ``per_example``.
+    ``max_rows`` bounds the stacked batch of one forward (memory).
+    """
+    check_token_pair(clean_tokens, corrupted_tokens)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    donor, receiver = (clean_tokens, corrupted_tokens) if direction == "denoise" else (corrupted_tokens, clean_tokens)
+    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
+    names = [hook_name(activation, layer) for layer in layers]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(donor, names_filter=lambda name: name in names, **forward_kwargs)
+    donor_acts = {layer: cache[name] for layer, name in zip(layers, names)}
+    n_pos = receiver.shape[1]
+    n_heads = donor_acts[layers[0]].shape[2] if activation == "z" else 1
+    # one site per (layer, pos, head), in the row-major order of the result
+    grid = torch.cartesian_prod(torch.tensor(layers), torch.arange(n_pos), torch.arange(n_heads)).reshape(-1, 3)
+    values = _patch_sites(model, receiver, donor_acts, grid, metric, activation, per_example, max_rows,
+                          output_hook, forward_kwargs)
+    shape = (len(layers), n_pos) + ((n_heads,) if activation == "z" else ()) + ((receiver.shape[0],) if per_example else ())
+    return values.reshape(shape)
+
+
+def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
+                 forward_kwargs):
+    batch = receiver.shape[0]
+    per_head = activation == "z"
+    sites_per_forward = max(1, max_rows // batch)
+    results = []
+    with torch.no_grad():
+        for start in range(0, len(sites), sites_per_forward):
+            chunk = sites[start : start + sites_per_forward]
+            n = len(chunk)
+            tokens = receiver.repeat(n, 1)
+            hooks = [
+                (hook_name(activation, int(layer)), _block_writer(chunk, int(layer), donor_acts[int(layer)], batch, per_head))
+                for layer in chunk[:, 0].unique()
+            ]
+            out = run_metric(model, tokens, hooks, output_hook, **_repeat_kwargs(forward_kwargs, batch, n))
+            for s in range(n):
+                results.append(check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example))
+    return torch.stack(results).detach().float()
+
+
+def _block_writer(chunk: Tensor, layer: int, donor: Tensor, batch: int, per_head: bool) -> Callable:
+    """A hook writing ``donor`` into row block ``s`` at the site of ``chunk[s]`` (layer ``layer`` only)."""
+    blocks = (chunk[:, 0] == layer).nonzero().flatten()
+    # row r = s * batch + b is copy b of the batch patched at site s
+    b = torch.arange(batch).repeat(len(blocks))
+    rows = einops.repeat(blocks, "site -> (site batch)", batch=batch) * batch + b
+    pos = einops.repeat(chunk[blocks, 1], "site -> (site batch)", batch=batch)
+    head = einops.repeat(chunk[blocks, 2], "site -> (site batch)", batch=batch)
+
+    def write(act: Tensor, hook: Any) -> Tensor:
+        if per_head:
+            act[rows, pos, head] = donor[b, pos, head].to(act.dtype)
+        else:
+            act[rows, pos] = donor[b, pos].to(act.dtype)
+        return act
+
+    return write
+
+
+def patch_sites(
+    model: Any,
+    receiver: Int[Tensor, "batch pos"],
+    donor_acts: dict[int, Tensor],
+    sites: Int[Tensor, "site 3"],
+    metric: Metric,
+    activation: str,
+    *,
+    per_example: bool = False,
+    max_rows: int = 1024,
+    output_hook: Optional[str] = None,
+    **forward_kwargs: Any,
+) -> Tensor:
+    """Metric for each site ``(layer, pos, head)`` of ``sites``, in order.
+
+    ``receiver`` is run; at site ``(layer, pos, head)`` the activation ``activation`` of
+    ``layer`` is overwritten with ``donor_acts[layer]`` at ``pos`` (and ``head`` for
+    ``"z"``; the head column is ignored otherwise). Returns ``[site]`` or
+    ``[site batch]`` when ``per_example``.
+    """
+    if activation not in HOOKS:
+        raise ValueError(f"unknown activation {activation!r}; use one of {tuple(HOOKS)}")
+    return _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
+                        forward_kwargs)
+
+
+def attribution_patching(
+    model: Any,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    activation: str = "resid_pre",
+    *,
+    output_hook: Optional[str] = None,
+    **forward_kwargs: Any,
+) -> Tensor:
+    """First-order estimate of denoising patching from one forward and one backward pass.
+
+    ``metric(patched) - metric(corrupted) ~= (clean_act - corrupted_act) . d metric / d act``
+    at the corrupted run (Nanda 2023, "Attribution patching"), summed over ``d_model``
+    (``d_head`` for ``"z"``). Returns ``[layer pos]`` (``[layer pos head_index]`` for ``"z"``)
+    of estimated *changes* of the metric (not patched values). ``metric`` must be scalar.
+    """
+    check_token_pair(clean_tokens, corrupted_tokens)
+    layers = list(range(model.cfg.n_layers))
+    names = [hook_name(activation, layer) for layer in layers]
+    with torch.no_grad():
+        _, clean_cache = model.run_with_cache(clean_tokens, names_filter=lambda name: name in names, **forward_kwargs)
+    acts: dict[str, Tensor] = {}
+
+    def keeper(name: str) -> Callable:
+        def keep(act: Tensor, hook: Any) -> None:
+            acts[name] = act  # keyed by our name: a bridge's hook.name may be an alias
+
+        return keep
+
+    with _grad_through_activations(model):
+        value = check_metric_value(
+            metric(run_metric(model, corrupted_tokens, [(n, keeper(n)) for n in names], output_hook, **forward_kwargs)),
+            corrupted_tokens.shape[0], per_example=False,
+        )
+        grads = torch.autograd.grad(value, [acts[n] for n in names], allow_unused=True)
+    rows = []
+    for name, grad in zip(names, grads):
+        diff = clean_cache[name] - acts[name].detach()
+        grad = torch.zeros_like(diff) if grad is None else grad
+        pattern = "batch pos head d_head, batch pos head d_head -> pos head" if activation == "z" else \
+            "batch pos d_model, batch pos d_model -> pos"
+        rows.append(einops.einsum(diff, grad, pattern))
+    return torch.stack(rows).detach().float()
+
+
+@contextlib.contextmanager
+def _grad_through_activations(model: Any):
+    """Make activations differentiable without touching parameters' ``.grad``.
+
+    Parameters get ``requires_grad`` for the duration (a frozen model has none), and
+    gradients are taken with ``torch.autograd.grad`` so no ``.grad`` field is written.
+    """
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def patching_frame(effect: Tensor, activation: str, value_name: str = "metric") -> pd.DataFrame:
+    """Long format: one row per (layer, pos[, head][, example]) with the value."""
+    names = ["layer", "pos"] + (["head"] if activation == "z" else [])
+    names += ["example"] if effect.ndim > len(names) else []
+    if effect.ndim != len(names):
+        raise ValueError(f"effect of shape {tuple(effect.shape)} does not fit axes {names}")
+    index = pd.MultiIndex.from_product([range(n) for n in effect.shape], names=names)
+    return pd.DataFrame({value_name: effect.detach().cpu().flatten().numpy()}, index=index).reset_index().assign(
+        activation=activation
+    )

@@ -1,0 +1,120 @@
+import pytest
+import torch
+import transformer_lens.patching as tlp
+
+from interp.patching import activation_patching, attribution_patching, hook_name, patch_sites, patching_frame
+from tests.interp._bridges import clean_and_corrupted, tiny_bridge
+
+TL_SWEEPS = {
+    "resid_pre": tlp.get_act_patch_resid_pre,
+    "attn_out": tlp.get_act_patch_attn_out,
+    "mlp_out": tlp.get_act_patch_mlp_out,
+    "z": tlp.get_act_patch_attn_head_out_by_pos,
+}
+
+
+def logit_diff(logits):
+    return logits[:, -1, 3].mean() - logits[:, -1, 5].mean()
+
+
+@pytest.mark.parametrize("activation", list(TL_SWEEPS))
+@pytest.mark.parametrize("max_rows", [7, 1024])  # 7 rows: uneven chunks of 2 sites with batch 3
+def test_denoising_equals_transformer_lens(activation, max_rows):
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted()
+    _, clean_cache = model.run_with_cache(clean)
+    expected = TL_SWEEPS[activation](model, corrupted, clean_cache, logit_diff)
+    ours = activation_patching(model, clean, corrupted, logit_diff, activation, max_rows=max_rows)
+    assert ours.shape == expected.shape
+    assert (ours - expected).abs().max() <= 1e-5, "batched sweep disagrees with TransformerLens's one-site-per-forward"
+
+
+def test_noising_equals_transformer_lens_with_roles_swapped():
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted(changed=(2, 4))
+    _, corrupted_cache = model.run_with_cache(corrupted)
+    expected = tlp.get_act_patch_mlp_out(model, clean, corrupted_cache, logit_diff)
+    ours = activation_patching(model, clean, corrupted, logit_diff, "mlp_out", direction="noise")
+    assert (ours - expected).abs().max() <= 1e-5
+
+
+def test_positions_where_tokens_agree_change_nothing_and_restoring_the_difference_recovers_clean():
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted(changed=(2,))
+    clean_metric, corrupted_metric = logit_diff(model(clean)).item(), logit_diff(model(corrupted)).item()
+    assert abs(clean_metric - corrupted_metric) > 1e-3, "test needs a corruption that changes the metric"
+    effect = activation_patching(model, clean, corrupted, logit_diff, "resid_pre")
+    # before the corrupted position (causal model) every layer's residual agrees
+    assert torch.allclose(effect[:, :2], torch.full_like(effect[:, :2], corrupted_metric), atol=1e-6)
+    # layer 0: only the changed token differs; everywhere else the patch is a no-op
+    assert torch.allclose(effect[0, 3:], torch.full_like(effect[0, 3:], corrupted_metric), atol=1e-6)
+    # the changed token's embedding is all that differs: restoring it restores the clean run exactly
+    assert effect[0, 2].item() == pytest.approx(clean_metric, abs=1e-6)
+
+
+def test_restoring_every_head_and_position_at_once_recovers_clean_metric():
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted(changed=(1, 3))
+    _, cache = model.run_with_cache(clean)
+    last = model.cfg.n_layers - 1
+    full = model.run_with_hooks(corrupted, fwd_hooks=[(hook_name("resid_post", last),
+                                                       lambda act, hook: cache[hook_name("resid_post", last)])])
+    assert logit_diff(full).item() == pytest.approx(logit_diff(model(clean)).item(), abs=1e-6)
+    sites = torch.tensor([[last, p, 0] for p in range(clean.shape[1])])
+    one_by_one = patch_sites(model, corrupted, {last: cache[hook_name("resid_post", last)]}, sites, logit_diff,
+                             "resid_post")
+    # only the last position feeds the metric, so restoring it alone restores the clean value
+    assert one_by_one[-1].item() == pytest.approx(logit_diff(model(clean)).item(), abs=1e-5)
+
+
+def test_per_example_metric_keeps_the_batch_and_averages_to_the_scalar_sweep():
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted()
+    per = activation_patching(model, clean, corrupted, lambda lg: lg[:, -1, 3] - lg[:, -1, 5], "attn_out",
+                              per_example=True)
+    assert per.shape == (2, 6, 3)
+    scalar = activation_patching(model, clean, corrupted, logit_diff, "attn_out")
+    assert torch.allclose(per.mean(-1), scalar, atol=1e-6)
+    frame = patching_frame(per, "attn_out")
+    assert list(frame.columns) == ["layer", "pos", "example", "metric", "activation"] and len(frame) == 36
+
+
+def test_attribution_patching_is_the_derivative_of_patching_along_the_difference():
+    model = tiny_bridge(dtype=torch.float64)
+    clean, corrupted = clean_and_corrupted()
+    estimate = attribution_patching(model, clean, corrupted, logit_diff, "mlp_out")
+    _, clean_cache = model.run_with_cache(clean)
+    _, corrupted_cache = model.run_with_cache(corrupted)
+    eps = 1e-5
+    for layer, pos in [(0, 1), (1, 1), (1, 5)]:
+        name = hook_name("mlp_out", layer)
+        delta = clean_cache[name][:, pos] - corrupted_cache[name][:, pos]
+
+        def nudged(sign):
+            def hook(act, hook):
+                act = act.clone()
+                act[:, pos] += sign * eps * delta
+                return act
+
+            return logit_diff(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)])).item()
+
+        finite_difference = (nudged(1) - nudged(-1)) / (2 * eps)
+        assert estimate[layer, pos].item() == pytest.approx(finite_difference, rel=1e-4, abs=1e-7)
+    heads = attribution_patching(model, clean, corrupted, logit_diff, "z")
+    assert heads.shape == (2, 6, 4)
+    assert all(not p.requires_grad or p.grad is None for p in model.parameters()), "left .grad behind"
+
+
+def test_bad_inputs_say_what_is_wrong():
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted()
+    with pytest.raises(ValueError, match="same number of tokens"):
+        activation_patching(model, clean, corrupted[:, :-1], logit_diff)
+    with pytest.raises(ValueError, match="must return a scalar"):
+        activation_patching(model, clean, corrupted, lambda lg: lg[:, -1, 3])
+    with pytest.raises(ValueError, match=r"\[batch\] tensor of length 3"):
+        activation_patching(model, clean, corrupted, logit_diff, per_example=True)
+    with pytest.raises(ValueError, match="unknown activation"):
+        activation_patching(model, clean, corrupted, logit_diff, "resid_sideways")
+    # no hook left attached after the error
+    assert torch.equal(model(clean), model(clean)) and all(not hp._forward_hooks for hp in model.hook_dict.values())
