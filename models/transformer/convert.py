@@ -31,11 +31,11 @@ def _zeros_like_bias(sd: StateDict, name: str, shape: tuple[int, ...], like: Ten
     return sd[name] if name in sd else torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
-def _expect_zero(tensor: Tensor, what: str) -> None:
+def _expect_zero(tensor: Tensor, what: str, fix: str = "") -> None:
     if torch.count_nonzero(tensor):
         raise ValueError(
-            f"{what} is non-zero but this config has no such parameter (use_bias=False or tied "
-            f"embeddings); convert into a config with use_bias=True / tied_embeddings=False."
+            f"{what} is non-zero but the target has no such parameter, so converting would change the "
+            f"model; " + (fix or "convert into a config with use_bias=True and tied_embeddings=False.")
         )
 
 
@@ -212,7 +212,7 @@ def to_hf_gpt2_state_dict(sd: StateDict, cfg: TransformerConfig) -> StateDict:
         out[h + "mlp.c_proj.bias"] = _zeros_like_bias(sd, p + "mlp.b_out", (cfg.d_model,), like)
     out["transformer.ln_f.weight"], out["transformer.ln_f.bias"] = sd["ln_final.w"], sd["ln_final.b"]
     if "unembed.b_U" in sd:
-        _expect_zero(sd["unembed.b_U"], "unembed.b_U (GPT-2's lm_head has no bias)")
+        _expect_zero(sd["unembed.b_U"], "unembed.b_U", "GPT-2's lm_head has no bias: zero b_U first.")
     out["lm_head.weight"] = _W_U(sd, cfg).T
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 

@@ -1,0 +1,170 @@
+import pytest
+import torch
+
+from models.transformer import Transformer, TransformerConfig, UnknownHookError
+from tests.models.transformer.conftest import small_config
+
+FULL_KEYS = ["hook_embed", "hook_pos_embed"] + [
+    f"blocks.{L}.{name}"
+    for L in range(2)
+    for name in [
+        "hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized",
+        "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
+        "hook_attn_out", "hook_resid_mid", "ln2.hook_scale", "ln2.hook_normalized",
+        "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
+    ]
+] + ["ln_final.hook_scale", "ln_final.hook_normalized"]
+
+ATTN_ONLY_KEYS = ["hook_embed", "hook_pos_embed"] + [
+    f"blocks.{L}.{name}"
+    for L in range(2)
+    for name in [
+        "hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized",
+        "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
+        "hook_attn_out", "hook_resid_post",
+    ]
+] + ["ln_final.hook_scale", "ln_final.hook_normalized"]
+
+
+@pytest.mark.parametrize("cfg, expected", [(small_config(), FULL_KEYS), (small_config(d_mlp=None), ATTN_ONLY_KEYS)],
+                         ids=["full", "attn-only"])
+def test_cache_keys_are_frozen(cfg, expected, tokens):
+    _, cache = Transformer(cfg).run_with_cache(tokens)
+    assert list(cache.keys()) == expected, "hook names or firing order changed: instruments rely on them"
+
+
+def test_parameter_names_and_shapes(model):
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes["embed.W_E"] == (23, 16) and shapes["pos_embed.W_pos"] == (12, 16)
+    assert shapes["blocks.0.attn.W_Q"] == (2, 16, 8) and shapes["blocks.0.attn.W_O"] == (2, 8, 16)
+    assert shapes["blocks.0.attn.b_Q"] == (2, 8) and shapes["blocks.0.attn.b_O"] == (16,)
+    assert shapes["blocks.1.mlp.W_in"] == (16, 32) and shapes["blocks.1.mlp.W_out"] == (32, 16)
+    assert shapes["blocks.1.ln2.w"] == (16,) and shapes["ln_final.b"] == (16,)
+    assert shapes["unembed.W_U"] == (16, 23) and shapes["unembed.b_U"] == (23,)
+    assert model.W_Q.shape == (2, 2, 16, 8), "stacked W_Q should be [n_layers n_heads d_model d_head]"
+
+
+def test_cache_shapes(model, tokens):
+    _, cache = model.run_with_cache(tokens)
+    assert cache["blocks.0.attn.hook_q"].shape == (3, 10, 2, 8)
+    assert cache["blocks.0.attn.hook_pattern"].shape == (3, 2, 10, 10)
+    assert cache["blocks.0.ln1.hook_scale"].shape == (3, 10, 1)
+    assert cache["blocks.0.mlp.hook_post"].shape == (3, 10, 32)
+    pattern = cache["blocks.1.attn.hook_pattern"]
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(3, 2, 10))
+    assert torch.all(pattern.triu(diagonal=1) == 0), "attention must be causal"
+
+
+def test_identity_hook_leaves_logits_unchanged(model, tokens):
+    clean = model(tokens)
+    hooked = model.run_with_hooks(tokens, fwd_hooks=[(lambda name: True, lambda x, hook: x)])
+    torch.testing.assert_close(hooked, clean, rtol=0, atol=0)
+
+
+def test_pattern_hook_edits_output(model, tokens):
+    def uniform(pattern, hook):
+        causal = torch.ones_like(pattern).tril()
+        return causal / causal.sum(-1, keepdim=True)
+
+    clean = model(tokens)
+    edited = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", uniform)])
+    assert not torch.allclose(edited, clean), "editing hook_pattern should change the logits"
+
+
+def test_causality(model, tokens):
+    changed = tokens.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 23
+    torch.testing.assert_close(model(changed)[:, :-1], model(tokens)[:, :-1])
+
+
+def test_stop_at_layer_returns_resid_pre(model, tokens):
+    _, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(model(tokens, stop_at_layer=1), cache["blocks.1.hook_resid_pre"])
+
+
+def test_loss_is_next_token_cross_entropy(model, tokens):
+    logits, loss = model(tokens, return_type="both")
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 23), tokens[:, 1:].reshape(-1))
+    torch.testing.assert_close(loss, expected)
+    per_token = model(tokens, return_type="loss", loss_per_token=True)
+    assert per_token.shape == (3, 9)
+    torch.testing.assert_close(per_token.mean(), expected)
+    assert model(tokens, return_type=None) is None
+
+
+def test_loss_has_gradients(model, tokens):
+    model(tokens, return_type="loss").backward()
+    assert all(p.grad is not None for p in model.parameters()), "every parameter should get a gradient"
+
+
+def test_seed_makes_init_reproducible():
+    a, b, c = Transformer(small_config()), Transformer(small_config()), Transformer(small_config(seed=1))
+    assert torch.equal(a.W_E, b.W_E) and not torch.equal(a.W_E, c.W_E)
+
+
+def test_tied_embeddings_share_weights(tokens):
+    model = Transformer(small_config(tied_embeddings=True))
+    assert "unembed.W_U" not in dict(model.named_parameters())
+    assert torch.equal(model.W_U, model.W_E.T)
+    torch.testing.assert_close(model(tokens), model.ln_final(model(tokens, stop_at_layer=2)) @ model.W_E.T)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.full((1, 4), 23), "d_vocab"),
+    (torch.full((1, 4), -1), "d_vocab"),
+    (torch.zeros(1, 13, dtype=torch.long), "n_ctx"),
+    (torch.zeros(1, 4), "integer"),
+])
+def test_bad_tokens_raise(model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        model(bad)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(d_model=-4), "d_model"),
+    (dict(n_layers=0), "n_layers"),
+    (dict(d_mlp=-1), "d_mlp"),
+    (dict(act_fn="swish"), "act_fn"),
+    (dict(normalization="RMS"), "normalization"),
+    (dict(d_model=10, n_heads=3), "d_head"),
+    (dict(d_head=0), "d_head"),
+])
+def test_bad_config_raises(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(**overrides)
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        small_config().d_model = 3
+
+
+def test_unknown_hook_names_suggest_close_ones(model, tokens):
+    for call in (
+        lambda: model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_resid_pr", lambda x, hook: x)]),
+        lambda: model.run_with_cache(tokens, names_filter=["blocks.0.attn.hook_patern"]),
+        lambda: model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_patern"),
+        lambda: model.hooks(fwd_hooks=[("blocks.1.mlp.hook_postt", lambda x, hook: x)]).__enter__(),
+        lambda: model.add_hook("hook_embd", lambda x, hook: x),
+    ):
+        with pytest.raises(UnknownHookError, match="closest valid names: \\['blocks|closest valid names: \\['hook_embed"):
+            call()
+    assert not model.list_hooks(), "a rejected hook list must not leave hooks behind"
+
+
+def test_hooks_removed_after_error(model, tokens):
+    def explode(x, hook):
+        raise RuntimeError("boom")
+
+    hooks = [("blocks.0.hook_resid_pre", lambda x, hook: x), ("blocks.1.attn.hook_pattern", explode)]
+    with pytest.raises(RuntimeError, match="boom"):
+        model.run_with_hooks(tokens, fwd_hooks=hooks)
+    assert not model.list_hooks(), "run_with_hooks left hooks attached after a hook raised"
+    with pytest.raises(RuntimeError, match="boom"):
+        with model.hooks(fwd_hooks=hooks):
+            model(tokens)
+    assert not model.list_hooks(), "hooks() left hooks attached after a hook raised"
+    with pytest.raises(UnknownHookError):
+        model.run_with_hooks(tokens, fwd_hooks=[hooks[0], ("no_such_hook", explode)])
+    assert not model.list_hooks(), "hooks added before an unknown name must be removed"
+    assert all(not hp._forward_hooks for hp in model.hook_dict.values()), "torch-level hooks remain"
