@@ -93,13 +93,16 @@ def run(
 @app.command("params")
 def params(
     preset: str = typer.Argument(..., help="gpt3, gpt2-small, gpt2-medium, gpt2-large or gpt2-xl."),
+    weights_only: bool = typer.Option(
+        False, "--weights-only", help="Weight matrices only, as in 3Blue1Brown's GPT-3 table (no biases, LNs, positions)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One key per component plus total."),
 ) -> None:
     """Count a preset's parameters per component, analytically (nothing is allocated)."""
     from analyses.params import preset_table
 
     try:
-        table = preset_table(preset)
+        table = preset_table(preset, weights_only=weights_only)
     except KeyError as error:
         _fail(str(error.args[0]))
     if as_json:

@@ -196,7 +196,7 @@ class Report:
                     lines += [item, ""]
                 elif isinstance(item, Table):
                     shown = item.df.head(item.max_rows)
-                    lines += [shown.to_markdown(index=False, floatfmt=".4g"), ""]
+                    lines += [shown.to_markdown(index=False, floatfmt=".4g", intfmt=","), ""]
                     more = len(item.df) - len(shown)
                     note = f" ({more} more rows in `{item.name}.csv`)" if more > 0 else ""
                     if item.caption or note:
