@@ -118,3 +118,31 @@ def test_bad_inputs_say_what_is_wrong():
         activation_patching(model, clean, corrupted, logit_diff, "resid_sideways")
     # no hook left attached after the error
     assert torch.equal(model(clean), model(clean)) and all(not hp._forward_hooks for hp in model.hook_dict.values())
+
+
+def test_runs_on_minilm_wrapped_by_transformer_lens_with_a_hidden_state_metric():
+    from models.pretrained import load_minilm
+
+    model = load_minilm()
+    ids = model.tokenizer(["the cat sat on the mat", "the dog sat on the mat"], return_tensors="pt")["input_ids"]
+    clean, corrupted = ids[:1], ids[1:]
+    changed = int((clean != corrupted).nonzero()[0, 1])
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    _, cache = model.run_with_cache(clean, names_filter=lambda name: name == last)
+    target = cache[last][0, 0]
+
+    def cls_similarity(hidden):  # [batch pos d_model] -> scalar: how clean the [CLS] state looks
+        return torch.cosine_similarity(hidden[:, 0], target[None], dim=-1).mean()
+
+    effect = activation_patching(model, clean, corrupted, cls_similarity, "resid_pre", output_hook=last)
+    assert effect.shape == (model.cfg.n_layers, clean.shape[1])
+    assert effect[0, changed].item() == pytest.approx(1.0, abs=1e-5), "restoring the only changed embedding"
+    corrupted_value = effect[0, 0].item()
+    assert corrupted_value < 0.999, "corruption should change the [CLS] state"
+    assert torch.allclose(effect[0, changed + 1:], torch.full_like(effect[0, changed + 1:], corrupted_value), atol=1e-5)
+    # and the batched sweep equals TransformerLens's on this real model (metric on its logits)
+    _, clean_cache = model.run_with_cache(clean)
+    metric = lambda logits: logits[:, 0, 1000] - logits[:, 0, 2000]  # noqa: E731
+    scalar = lambda logits: metric(logits).mean()  # noqa: E731
+    expected = tlp.get_act_patch_attn_out(model, corrupted, clean_cache, scalar)
+    assert (activation_patching(model, clean, corrupted, scalar, "attn_out") - expected).abs().max() <= 1e-4

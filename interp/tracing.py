@@ -1,0 +1,242 @@
+"""Causal tracing (Meng et al. 2022, "Locating and Editing Factual Associations in GPT", sec. 2.1).
+
+Example::
+
+    from interp.tracing import causal_trace, embedding_std, average_indirect_effect
+
+    std = embedding_std(model, subject_tokens)             # over many subjects' embeddings
+    df = causal_trace(model, tokens, subject=(0, 2), answer=answer_id, noise_std=3 * std,
+                      samples=10, window=3, seed=0)
+    df.pivot_table("indirect_effect", "layer", "pos")      # one heatmap per kind
+
+Three runs, as in ROME: the *clean* run; the *corrupted* run, where Gaussian noise (ROME
+uses 3 times the standard deviation of subject embeddings) is added to the token
+embeddings of the subject, so the model loses track of who the prompt is about; and the
+*restored* runs, corrupted except that one state is copied back from the clean run. The
+score is the probability of the clean answer (or any ``metric``); a state's *indirect
+effect* is ``score(restored) - score(corrupted)``. States are a block's output
+(``resid_post``, "hidden state") at one (layer, pos), or the MLP / attention output at
+one position over a *window* of neighbouring layers ``[layer - window // 2, layer -
+window // 2 + window)`` clipped to the model (ROME's ``trace_important_window``; window 10
+for GPT-2 XL's 48 layers).
+
+Each noise draw is shared by every restoration of a fact (as ROME's fixed-seed noise
+does), and drawn from a generator seeded by ``seed``: same seed, same numbers. The noised
+copies and the restored sites are stacked along the batch, ``max_rows`` rows per forward.
+"""
+
+from typing import Any, Callable, Optional, Sequence
+
+import einops
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.patching import check_metric_value, run_metric
+
+# kind -> activation restored ("resid" is ROME's hidden state: the block output)
+KIND_HOOKS = {
+    "resid": "blocks.{layer}.hook_resid_post",
+    "mlp": "blocks.{layer}.hook_mlp_out",
+    "attn": "blocks.{layer}.hook_attn_out",
+}
+POSITION_GROUPS = (
+    "before subject", "first subject token", "middle subject tokens", "last subject token",
+    "first subsequent token", "further tokens", "last token",
+)
+
+
+def find_subject(tokens: Sequence[int], subject_tokens: Sequence[int]) -> tuple[int, int]:
+    """Half-open ``(start, stop)`` of the last occurrence of ``subject_tokens`` in ``tokens``."""
+    tokens, subject_tokens = list(map(int, tokens)), list(map(int, subject_tokens))
+    n = len(subject_tokens)
+    for start in range(len(tokens) - n, -1, -1):
+        if n and tokens[start : start + n] == subject_tokens:
+            return start, start + n
+    raise ValueError(f"subject tokens {subject_tokens} do not occur in the prompt {tokens}; "
+                     "pass the subject exactly as it is tokenized inside the prompt")
+
+
+def check_subject(subject: tuple[int, int], n_pos: int) -> None:
+    start, stop = subject
+    if not 0 <= start < stop <= n_pos:
+        raise ValueError(f"subject span {subject} is not inside the prompt of {n_pos} tokens; "
+                         "it must be (start, stop) with 0 <= start < stop <= n_pos")
+
+
+def position_group(pos: int, subject: tuple[int, int], n_pos: int) -> str:
+    """ROME's token groups (fig. 2), plus the tokens before the subject."""
+    start, stop = subject
+    if pos == n_pos - 1:
+        return "last token"
+    if pos < start:
+        return "before subject"
+    if pos == start:
+        return "first subject token"
+    if pos == stop - 1:
+        return "last subject token"
+    if pos < stop:
+        return "middle subject tokens"
+    return "first subsequent token" if pos == stop else "further tokens"
+
+
+def window_layers(layer: int, window: int, n_layers: int) -> list[int]:
+    """ROME's window around ``layer``: ``[layer - window // 2, layer - window // 2 + window)``, clipped."""
+    low = layer - window // 2
+    return list(range(max(0, low), min(n_layers, low + window)))
+
+
+def embedding_std(model: Any, tokens: Int[Tensor, "batch pos"], embed_hook: str = "hook_embed",
+                  mask: Optional[Tensor] = None, **forward_kwargs: Any) -> float:
+    """Standard deviation of all embedding entries of ``tokens`` (ROME's ``collect_embedding_std``).
+
+    ``mask`` ([batch pos], bool) selects positions, e.g. the subject tokens only.
+    """
+    captured = {}
+
+    def capture(act: Tensor, hook: Any) -> None:
+        captured["embed"] = act.detach()
+
+    with torch.no_grad():
+        model.run_with_hooks(tokens, fwd_hooks=[(embed_hook, capture)], **forward_kwargs)
+    embed = captured["embed"]
+    return float((embed[mask] if mask is not None else embed).float().std())
+
+
+def answer_probability(answer: int) -> Callable[[Tensor], Tensor]:
+    """ROME's score: probability of ``answer`` at the last position, per row."""
+    return lambda logits: torch.softmax(logits[:, -1].float(), dim=-1)[:, answer]
+
+
+def causal_trace(
+    model: Any,
+    tokens: Int[Tensor, "1 pos"],
+    subject: tuple[int, int],
+    *,
+    noise_std: float,
+    answer: Optional[int] = None,
+    metric: Optional[Callable[[Tensor], Tensor]] = None,
+    kinds: Sequence[str] = ("resid", "mlp", "attn"),
+    samples: int = 10,
+    window: int = 10,
+    seed: int = 0,
+    embed_hook: str = "hook_embed",
+    output_hook: Optional[str] = None,
+    max_rows: int = 1024,
+    **forward_kwargs: Any,
+) -> pd.DataFrame:
+    """Indirect effect of restoring each (kind, layer, pos) for one prompt; one row per site.
+
+    Give ``answer`` (a token id; score = its probability at the last position) or a
+    ``metric`` mapping the output of ``samples`` noised rows ([samples ...], or the
+    activation at ``output_hook``) to a ``[samples]`` score. Columns: ``kind layer pos
+    group score corrupted clean indirect_effect``; scores average the noise samples.
+    """
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    if tokens.ndim != 2 or tokens.shape[0] != 1:
+        raise ValueError(f"trace one prompt at a time: tokens must be [1 pos], got {tuple(tokens.shape)}")
+    n_pos, n_layers = tokens.shape[1], model.cfg.n_layers
+    check_subject(subject, n_pos)
+    if (answer is None) == (metric is None):
+        raise ValueError("give exactly one of answer (a token id) or metric (output -> [samples] score)")
+    unknown = [k for k in kinds if k not in KIND_HOOKS]
+    if unknown:
+        raise ValueError(f"unknown kinds {unknown}; use some of {tuple(KIND_HOOKS)}")
+    if samples < 1 or window < 1:
+        raise ValueError(f"samples ({samples}) and window ({window}) must be at least 1")
+    if noise_std < 0:
+        raise ValueError(f"noise_std must be non-negative, got {noise_std}")
+    metric = answer_probability(answer) if metric is None else metric
+
+    names = sorted({KIND_HOOKS[k].format(layer=layer) for k in kinds for layer in range(n_layers)})
+    with torch.no_grad():
+        clean_out, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names, **forward_kwargs)
+        if output_hook is not None:
+            clean_out = run_metric(model, tokens, [], output_hook, **forward_kwargs)
+    clean_score = float(check_metric_value(metric(clean_out), 1, per_example=True)[0])
+
+    # one noise draw per sample, shared by every restoration (ROME reseeds per trace)
+    generator = torch.Generator().manual_seed(seed)
+    d_embed = cache[names[0]].shape[-1]
+    noise = torch.randn(samples, subject[1] - subject[0], d_embed, generator=generator) * noise_std
+
+    # sites: (kind, layer, pos) -> the hook names restored at pos
+    sites = [(k, layer, pos) for k in kinds for layer in range(n_layers) for pos in range(n_pos)]
+    restores = [
+        [KIND_HOOKS[k].format(layer=layer)] if k == "resid"
+        else [KIND_HOOKS[k].format(layer=other) for other in window_layers(layer, window, n_layers)]
+        for k, layer, _ in sites
+    ]
+    corrupted_score = float(_noised_scores(model, tokens, [[]], [0], noise, subject, cache, metric, embed_hook,
+                                           output_hook, max_rows, forward_kwargs)[0])
+    scores = _noised_scores(model, tokens, restores, [pos for _, _, pos in sites], noise, subject, cache, metric,
+                            embed_hook, output_hook, max_rows, forward_kwargs)
+    df = pd.DataFrame(sites, columns=["kind", "layer", "pos"])
+    df["group"] = [position_group(pos, subject, n_pos) for pos in df["pos"]]
+    df["score"] = scores.numpy().astype(np.float64)
+    df["corrupted"], df["clean"] = corrupted_score, clean_score
+    df["indirect_effect"] = df["score"] - corrupted_score
+    return df
+
+
+def _noised_scores(model, tokens, restores, positions, noise, subject, cache, metric, embed_hook, output_hook,
+                   max_rows, forward_kwargs) -> Tensor:
+    """Mean score over noise samples for each site; site ``i`` restores ``restores[i]`` at ``positions[i]``."""
+    samples = noise.shape[0]
+    per_forward = max(1, max_rows // samples)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(restores), per_forward):
+            chunk = range(start, min(start + per_forward, len(restores)))
+            n_rows = len(chunk) * samples
+
+            def add_noise(act: Tensor, hook: Any) -> Tensor:
+                act = act.clone()
+                act[:, subject[0] : subject[1]] += noise.repeat(len(chunk), 1, 1).to(act)
+                return act
+
+            hooks = [(embed_hook, add_noise)]
+            by_name: dict[str, list[int]] = {}
+            for row_block, i in enumerate(chunk):
+                for name in restores[i]:
+                    by_name.setdefault(name, []).append(row_block)
+            for name, blocks in by_name.items():
+                hooks.append((name, _restorer(cache[name], blocks, [positions[start + b] for b in blocks], samples)))
+            batch = tokens.repeat(n_rows, 1)
+            kwargs = {k: v.repeat(n_rows, *([1] * (v.ndim - 1))) if isinstance(v, Tensor) else v
+                      for k, v in forward_kwargs.items()}
+            result = run_metric(model, batch, hooks, output_hook, **kwargs)
+            values = check_metric_value(metric(result), n_rows, per_example=True)
+            out.append(einops.reduce(values.float(), "(site sample) -> site", "mean", sample=samples))
+    return torch.cat(out).cpu()
+
+
+def _restorer(clean: Tensor, blocks: list[int], positions: list[int], samples: int) -> Callable:
+    rows = einops.repeat(torch.tensor(blocks), "site -> (site sample)", sample=samples) * samples + \
+        torch.arange(samples).repeat(len(blocks))
+    pos = einops.repeat(torch.tensor(positions), "site -> (site sample)", sample=samples)
+
+    def restore(act: Tensor, hook: Any) -> Tensor:
+        act[rows, pos] = clean[0, pos].to(act.dtype)
+        return act
+
+    return restore
+
+
+def average_indirect_effect(traces: pd.DataFrame, by: Sequence[str] = ("kind", "layer", "group"),
+                            value: str = "indirect_effect", z: float = 1.96) -> pd.DataFrame:
+    """Mean over facts with a normal-approximation 95% interval (mean +- 1.96 standard errors).
+
+    ``traces`` stacks :func:`causal_trace` frames with a ``fact`` column; a fact with
+    several tokens in one group (e.g. "further tokens") contributes their mean once.
+    """
+    if "fact" not in traces:
+        raise ValueError("traces needs a 'fact' column identifying the prompt each row came from")
+    per_fact = traces.groupby(["fact", *by], sort=False)[value].mean().reset_index()
+    stats = per_fact.groupby(list(by), sort=False)[value].agg(["mean", "std", "count"]).reset_index()
+    stats["sem"] = (stats["std"] / np.sqrt(stats["count"])).fillna(0.0)
+    stats["ci_low"], stats["ci_high"] = stats["mean"] - z * stats["sem"], stats["mean"] + z * stats["sem"]
+    return stats.rename(columns={"count": "n_facts"}).drop(columns="std")
