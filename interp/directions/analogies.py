@@ -115,8 +115,8 @@ def evaluate_analogies(
     if missing:
         raise ValueError(f"questions lacks columns {sorted(missing)}; use load_analogy_questions()")
     words = Vocabulary(vocab, restrict_vocab, case_insensitive)
-    if words.n_candidates <= TOPN + 3:
-        raise ValueError(f"need more than {TOPN + 3} candidate words, got {words.n_candidates}; raise restrict_vocab")
+    if words.n_candidates < 4:
+        raise ValueError(f"need at least 4 candidate words, got {words.n_candidates}; raise restrict_vocab")
     unit = unit_rows(W[: words.n_candidates])
     ids = np.stack([words.lookup(questions[col].tolist()) for col in ("a", "b", "c", "expected")], axis=1)
     in_vocab = (ids >= 0).all(axis=1)
@@ -147,11 +147,12 @@ def _answer(unit: Tensor, canonical: Tensor, chunk: Tensor, method: str, epsilon
     scores = analogy_scores(unit, chunk[:, 0], chunk[:, 1], chunk[:, 2], method, epsilon)
     rows = torch.arange(len(chunk)).unsqueeze(1)
     scores[rows, chunk[:, :3]] = -torch.inf  # most_similar never returns its input indices
-    top = scores.topk(TOPN, dim=-1).indices  # (batch, TOPN), best first
+    top_scores, top = scores.topk(min(TOPN, scores.shape[-1]), dim=-1)  # (batch, TOPN), best first
+    present = torch.isfinite(top_scores)  # a tiny vocabulary may have fewer than five non-inputs
     # then the first candidate that is not a case variant of an input word
-    allowed = (canonical[top].unsqueeze(-1) != chunk[:, None, :3]).all(dim=-1)
-    # if none is allowed gensim keeps the last of the five
-    first = torch.where(allowed.any(dim=-1), allowed.int().argmax(dim=-1), torch.full((len(chunk),), TOPN - 1))
+    allowed = (canonical[top].unsqueeze(-1) != chunk[:, None, :3]).all(dim=-1) & present
+    # if none is allowed gensim keeps the last candidate it saw
+    first = torch.where(allowed.any(dim=-1), allowed.int().argmax(dim=-1), present.sum(dim=-1) - 1)
     return top.gather(1, first.unsqueeze(1)).squeeze(1)
 
 
