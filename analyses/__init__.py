@@ -16,6 +16,7 @@ from types import ModuleType
 # name -> module; the order is the order of ``interp run all`` and of the index page.
 ANALYSES: dict[str, str] = {
     "params": "analyses.params",
+    "directions": "analyses.directions",
 }
 
 
