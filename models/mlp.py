@@ -204,11 +204,19 @@ class Network(HookedRootModule):
         return nabla_b, nabla_w
 
     # -- training -------------------------------------------------------------------
-    def update_mini_batch(self, x: Float[Tensor, "batch d_in"], y: Float[Tensor, "batch d_out"], eta: float) -> None:
-        """One gradient-descent step on one mini-batch: ``p <- p - eta * dC/dp``."""
+    def update_mini_batch(self, x: Float[Tensor, "batch d_in"], y: Float[Tensor, "batch d_out"], eta: float,
+                          lmbda: float = 0.0, n: int = 1) -> None:
+        """One gradient-descent step on one mini-batch: ``p <- p - eta * dC/dp``.
+
+        With ``lmbda > 0`` the weights (not biases) also decay by ``1 - eta * lmbda / n``:
+        L2 regularisation with strength ``lmbda`` over a training set of ``n`` examples
+        (Nielsen ch. 3, eq. 93).
+        """
         nabla_b, nabla_w = self.backprop(x, y)
         with torch.no_grad():
             for layer, nb, nw in zip(list(self.layers), nabla_b, nabla_w):
+                if lmbda:
+                    layer.W.mul_(1.0 - eta * lmbda / n)
                 layer.W.sub_(nw, alpha=eta)
                 layer.b.sub_(nb, alpha=eta)
 
@@ -219,13 +227,19 @@ class Network(HookedRootModule):
         mini_batch_size: int,
         eta: float,
         test_data: tuple[Float[Tensor, "batch d_in"], Int[Tensor, " batch"]] | None = None,
+        lmbda: float = 0.0,
+        anneal: bool = False,
         seed: int = 0,
         progress: bool = False,
     ) -> list[dict[str, float]]:
         """Stochastic gradient descent: reshuffle into mini-batches every epoch.
 
         ``training_data`` is ``(x, y)`` with one-hot ``y`` (or integer labels, one-hot
-        encoded here); ``test_data`` is ``(x, labels)``. Returns one record per epoch
+        encoded here); ``test_data`` is ``(x, labels)``; ``lmbda`` is the L2 strength
+        (see :meth:`update_mini_batch`). With ``anneal`` the learning rate falls linearly
+        over the epochs, ``eta * (1 - (epoch - 1) / epochs)``, a simple schedule (Nielsen
+        ch. 3, "variations on SGD") that stops the last epochs' mini-batch noise from
+        deciding the final accuracy. Returns one record per epoch
         (epoch 0 is before training): ``cost`` and ``train_accuracy`` on the whole
         training set, ``test_accuracy`` when ``test_data`` is given.
         """
@@ -234,15 +248,17 @@ class Network(HookedRootModule):
             y = torch.nn.functional.one_hot(y.long(), self.sizes[-1])
         y = y.to(self.dtype)
         x = x.to(self.dtype)
-        if epochs < 0 or mini_batch_size <= 0 or eta <= 0:
-            raise ValueError(f"need epochs >= 0, mini_batch_size > 0 and eta > 0; got {epochs}, {mini_batch_size}, {eta}")
+        if epochs < 0 or mini_batch_size <= 0 or eta <= 0 or lmbda < 0:
+            raise ValueError(f"need epochs >= 0, mini_batch_size > 0, eta > 0 and lmbda >= 0; "
+                             f"got {epochs}, {mini_batch_size}, {eta}, {lmbda}")
         generator = torch.Generator().manual_seed(seed)
         history = [self._epoch_record(0, x, y, test_data)]
         for epoch in tqdm(range(1, epochs + 1), desc="SGD", disable=not progress, leave=False):
             order = torch.randperm(len(x), generator=generator)
+            rate = eta * (1.0 - (epoch - 1) / epochs) if anneal else eta
             for start in range(0, len(x), mini_batch_size):
                 batch = order[start:start + mini_batch_size]
-                self.update_mini_batch(x[batch], y[batch], eta)
+                self.update_mini_batch(x[batch], y[batch], rate, lmbda, len(x))
             history.append(self._epoch_record(epoch, x, y, test_data))
         return history
 
@@ -262,9 +278,11 @@ class Network(HookedRootModule):
 
 
 # Settings that reach the acceptance accuracies on the default 8x8 split in a few seconds.
-DIGIT_PRESETS: dict[tuple[str, str], dict[str, float]] = {
-    ("sigmoid", "mse"): {"epochs": 30, "mini_batch_size": 20, "eta": 4.0},
-    ("relu", "cross_entropy"): {"epochs": 30, "mini_batch_size": 10, "eta": 0.1},
+# (Searched over a handful of settings on 5-8 seeds; the linear anneal mainly removes the
+# seed-to-seed spread of the final epoch.)
+DIGIT_PRESETS: dict[tuple[str, str], dict[str, float | bool]] = {
+    ("sigmoid", "mse"): {"epochs": 30, "mini_batch_size": 20, "eta": 4.0, "anneal": True},
+    ("relu", "cross_entropy"): {"epochs": 30, "mini_batch_size": 10, "eta": 0.2, "anneal": True},
 }
 
 
@@ -276,6 +294,7 @@ def train_digit_network(
     epochs: int | None = None,
     mini_batch_size: int | None = None,
     eta: float | None = None,
+    anneal: bool | None = None,
     data=None,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Network, list[dict[str, float]]]:
@@ -298,6 +317,7 @@ def train_digit_network(
         mini_batch_size=int(preset["mini_batch_size"] if mini_batch_size is None else mini_batch_size),
         eta=float(preset["eta"] if eta is None else eta),
         test_data=(data.x_test, data.y_test),
+        anneal=bool(preset["anneal"] if anneal is None else anneal),
         seed=seed,
     )
     return net, history

@@ -1,0 +1,275 @@
+"""What does a small digit network trained by hand-written backprop learn, and what does it not?
+
+Parts 1-3 of the 3Blue1Brown series on the 8x8 digits (64-16-16-10; real MNIST with
+``--set mnist_dir=...``): training curves and accuracy over seeds for sigmoid/MSE and
+ReLU/cross-entropy, the confusion matrix, first-layer weights as images (not clean edge
+detectors), the answers to pure noise, which weights one gradient step's decrease comes
+from ("bang for the buck"), and "fire together, wire together".
+
+    from analyses.digits import Config, run
+    run(Config.quick()).save("reports")
+"""
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import torch
+
+from analyses import digits_measures as measures
+from analyses import digits_plots as plots
+from interp.report import Report
+from models.data.digits import load_digits_split, load_mnist, one_hot
+from models.mlp import DIGIT_PRESETS, Network
+
+SIGMOID, RELU = "sigmoid/MSE", "ReLU/cross-entropy"
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    n_seeds: int = 5
+    hidden: tuple[int, ...] = (16, 16)
+    sigmoid_epochs: int = int(DIGIT_PRESETS[("sigmoid", "mse")]["epochs"])
+    sigmoid_mini_batch_size: int = int(DIGIT_PRESETS[("sigmoid", "mse")]["mini_batch_size"])
+    sigmoid_eta: float = DIGIT_PRESETS[("sigmoid", "mse")]["eta"]
+    relu_epochs: int = int(DIGIT_PRESETS[("relu", "cross_entropy")]["epochs"])
+    relu_mini_batch_size: int = int(DIGIT_PRESETS[("relu", "cross_entropy")]["mini_batch_size"])
+    relu_eta: float = DIGIT_PRESETS[("relu", "cross_entropy")]["eta"]
+    anneal: bool = True
+    n_noise: int = 2000
+    step_batch_size: int = 100
+    top_fraction: float = 0.01
+    mnist_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_seeds < 1:
+            raise ValueError(f"n_seeds must be at least 1, got {self.n_seeds}")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer widths, e.g. (16, 16); got {self.hidden}")
+        for name in ("sigmoid_epochs", "relu_epochs", "sigmoid_mini_batch_size", "relu_mini_batch_size",
+                     "n_noise", "step_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.sigmoid_eta <= 0 or self.relu_eta <= 0:
+            raise ValueError("learning rates sigmoid_eta and relu_eta must be positive")
+        if not 0 < self.top_fraction < 1:
+            raise ValueError(f"top_fraction must lie in (0, 1), e.g. 0.01; got {self.top_fraction}")
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls(n_seeds=2, n_noise=500)
+
+    def variants(self) -> dict[str, dict]:
+        return {
+            SIGMOID: {"activation": "sigmoid", "cost": "mse", "hidden": self.hidden, "epochs": self.sigmoid_epochs,
+                      "mini_batch_size": self.sigmoid_mini_batch_size, "eta": self.sigmoid_eta, "anneal": self.anneal},
+            RELU: {"activation": "relu", "cost": "cross_entropy", "hidden": self.hidden, "epochs": self.relu_epochs,
+                   "mini_batch_size": self.relu_mini_batch_size, "eta": self.relu_eta, "anneal": self.anneal},
+        }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def run(config: Config) -> Report:
+    torch.set_num_threads(1)  # the acceptance is "on one CPU core"; also makes timings comparable
+    data = load_mnist(config.mnist_dir) if config.mnist_dir else load_digits_split()
+    seeds = [config.seed + i for i in range(config.n_seeds)]
+    variants = config.variants()
+    shape = "-".join(map(str, [data.n_pixels, *config.hidden, 10]))
+    report = Report("digits", f"The {shape} digit network, trained by hand-written backprop", config=asdict(config),
+                    summary=f"Data: {data.name}, {len(data.y_train)} training and {len(data.y_test)} test images "
+                            f"(pixels scaled to [0, 1]); every gradient comes from `models.mlp.Network.backprop` "
+                            f"(the chain rule written out, no autograd). Seeds {seeds[0]}..{seeds[-1]}.")
+    networks, history, runs = measures.train_variants(data, variants, seeds)
+    summary = measures.accuracy_summary(runs)
+    _accuracy_section(report, config, history, runs, summary)
+    main = {label: networks[(label, config.seed)] for label in variants}
+    _confusion_section(report, data, main)
+    _weights_section(report, data, main[SIGMOID], config.seed)
+    _noise_section(report, data, main, config)
+    _bang_section(report, data, main, config)
+    _fire_section(report, data, main, config)
+    return report
+
+
+def _accuracy_section(report: Report, config: Config, history: pd.DataFrame, runs: pd.DataFrame,
+                      summary: pd.DataFrame) -> None:
+    targets = {SIGMOID: 0.95, RELU: 0.96}
+    lines = []
+    for row in summary.itertuples():
+        verdict = "meets" if row.test_accuracy_min >= targets[row.variant] else "misses"
+        lines.append(f"- **{row.variant}**: test accuracy {_pct(row.test_accuracy_mean)} ± "
+                     f"{_pct(row.test_accuracy_std)} (mean ± sd over {row.seeds} seeds, range "
+                     f"{_pct(row.test_accuracy_min)}-{_pct(row.test_accuracy_max)}); the worst seed {verdict} the "
+                     f"{_pct(targets[row.variant])} target. Slowest training run: {row.max_cpu_seconds:.1f} s of CPU "
+                     f"time on one thread.")
+        key = "sigmoid_mse" if row.variant == SIGMOID else "relu_ce"
+        report.headline(f"{key}_test_accuracy_mean", round(row.test_accuracy_mean, 4),
+                        f"{row.variant} test accuracy, mean over {row.seeds} seeds")
+        report.headline(f"{key}_test_accuracy_std", round(row.test_accuracy_std, 4),
+                        f"{row.variant} test accuracy, standard deviation over seeds")
+    section = report.section(
+        "Does plain SGD with hand-written backprop learn the digits?",
+        "Each variant is trained from several seeds by mini-batch SGD (Nielsen's `SGD`: reshuffle every epoch, "
+        "step `-eta * gradient` per mini-batch"
+        + (", with eta falling linearly to eta/epochs over the epochs" if config.anneal else "")
+        + "). Settings: " + "; ".join(f"{k}: {v['epochs']} epochs, mini-batches of {v['mini_batch_size']}, eta "
+                                     f"{v['eta']:g}" for k, v in config.variants().items()) + ". Cost is the mean over the training set; accuracies are the "
+        "share of images whose most active output is the right digit. Bands span the seeds.\n\n" + "\n".join(lines))
+    section.figure(plots.plot_training_curves(history), "training_curves",
+                   "Training cost (log) per variant, and train (solid) / test (dashed) accuracy per epoch; "
+                   "bands span the seeds.")
+    section.table(summary, "accuracy_summary", "Test accuracy over seeds and the slowest training time (CPU s).")
+    section.table(runs.drop(columns="wall_seconds"), "accuracy_per_seed",
+                  "Final accuracies per seed; CPU seconds measured with time.process_time on one thread.")
+    section.table(history, "training_history", "Per-epoch cost and accuracies (long format).", max_rows=10)
+
+
+def _confusion_section(report: Report, data, main: dict[str, Network]) -> None:
+    frames = [measures.confusion(net, data.x_test, data.y_test).assign(variant=label) for label, net in main.items()]
+    table = pd.concat(frames, ignore_index=True)
+    errors = table[table["true"] != table["predicted"]].sort_values("count", ascending=False, kind="stable")
+    top = errors.groupby("variant", sort=False).head(1)
+    text = "; ".join(f"{r.variant}: {int(errors[errors.variant == r.variant]['count'].sum())} mistakes, most often "
+                     f"{r.true} read as {r.predicted} ({r.count} times)" for r in top.itertuples())
+    section = report.section("Which digits does it confuse?",
+                             f"Test-set counts for the seed-{report.seed} network of each variant. {text}.")
+    section.figure(plots.plot_confusion(table), "confusion", "Confusion matrices on the test set (rows: true digit).")
+    section.table(table, "confusion", "Confusion counts, long format.", max_rows=10)
+
+
+def _weights_section(report: Report, data, net: Network, seed: int) -> None:
+    weights = measures.first_layer_weights(net, data.height, data.width)
+    likeness = measures.edge_likeness(net, data, seed=seed)
+    median = likeness.groupby("source")["best_cosine"].median()
+    trained = likeness[likeness["source"] == "trained"]
+    report.headline("first_layer_edge_cosine_median", round(float(median["trained"]), 3),
+                    "median best |cosine| of a first-layer neuron with a clean edge/bar template (1 = clean detector)")
+    structure = ("carry more spatial structure than random vectors" if median["trained"] > median["random"]
+                 else "carry no more spatial structure than random vectors")
+    verdict = ("but match edges worse than a template half drowned in noise, so they are not clean edge detectors: "
+               "they are blotchy mixtures of strokes, as the series says" if median["trained"] < median["noisy template"]
+               else "and match edges about as well as a noisy edge detector")
+    section = report.section(
+        "Are the first-layer neurons edge detectors?",
+        "The series hopes the first hidden layer finds edges, then admits the weights look far messier. We draw each "
+        "neuron's 64 incoming weights (sigmoid/MSE network) as an image and score it by its best |cosine "
+        f"similarity| with a bank of {len(measures.edge_templates(data.height, data.width)[0])} clean oriented edge "
+        "and bar templates (every orientation in 15° steps, every centre, three window widths), after centring and "
+        "ignoring pixels that never vary in the data. Baselines: random Gaussian vectors (no structure at all) and a "
+        "clean template plus equal-energy Gaussian noise (a real but noisy detector).\n\n"
+        f"Median best |cosine|: trained neurons {median['trained']:.2f} (range {trained.best_cosine.min():.2f}-"
+        f"{trained.best_cosine.max():.2f}), random vectors {median['random']:.2f}, noisy templates "
+        f"{median['noisy template']:.2f}, a clean detector 1.00. The trained weights {structure} {verdict}.")
+    section.figure(plots.plot_first_layer_weights(weights, likeness), "first_layer_weights",
+                   "Incoming weights of each first-layer neuron as an 8x8 image (red positive, blue negative), "
+                   "titled with the best |cosine| to a clean edge/bar template.")
+    section.figure(plots.plot_edge_likeness(likeness), "edge_likeness",
+                   "Best |cosine| with any clean edge/bar template: trained neurons against random vectors and "
+                   "noisy templates.")
+    section.table(trained.drop(columns="source"), "edge_likeness", "Best-matching template per trained neuron.")
+
+
+def _noise_section(report: Report, data, main: dict[str, Network], config: Config) -> None:
+    frames = [measures.noise_confidence(net, data.x_test, config.n_noise, config.seed).assign(variant=label)
+              for label, net in main.items()]
+    table = pd.concat(frames, ignore_index=True)
+    stats = table.groupby(["variant", "input"], sort=False)["confidence"].agg(
+        median="median", above_0_9=lambda c: float((c > 0.9).mean())).reset_index()
+    noise = table[table["input"] == "uniform noise"]
+    favourite = noise.groupby("variant", sort=False)["predicted"].agg(lambda p: p.value_counts().index[0])
+    share = noise.groupby("variant", sort=False)["predicted"].agg(lambda p: p.value_counts(normalize=True).iloc[0])
+    lines = []
+    for label in main:
+        s = stats.set_index(["variant", "input"])
+        n_hi, d_hi = s.loc[(label, "uniform noise"), "above_0_9"], s.loc[(label, "test digits"), "above_0_9"]
+        lines.append(f"- **{label}**: {_pct(n_hi)} of noise images get a top output above 0.9 (real digits: "
+                     f"{_pct(d_hi)}); median confidence on noise {s.loc[(label, 'uniform noise'), 'median']:.2f} vs "
+                     f"{s.loc[(label, 'test digits'), 'median']:.2f} on digits; the most common answer to noise is "
+                     f"{favourite[label]} ({_pct(share[label])} of noise images).")
+        key = "sigmoid_mse" if label == SIGMOID else "relu_ce"
+        report.headline(f"{key}_noise_confident_share", round(n_hi, 4),
+                        f"{label}: share of uniform-noise images answered with confidence above 0.9")
+    section = report.section(
+        "What does it say about pure noise?",
+        f"The network only ever saw digits, so nothing tells it to say 'none of these'. We feed {config.n_noise} "
+        "images of uniform random pixels and record the top output (a softmax probability for cross-entropy, the "
+        "largest of ten independent sigmoids for MSE).\n\n" + "\n".join(lines))
+    section.figure(plots.plot_noise_confidence(table.assign(variant=table["variant"])), "noise_confidence",
+                   "Distribution of the top output's confidence on uniform noise and on real test digits.")
+    examples = table[(table["input"] == "uniform noise") & (table["image"] < 8)]
+    section.figure(plots.plot_noise_examples(measures.noise_images(8, data.n_pixels, config.seed).numpy(), examples,
+                                             data.height, data.width),
+                   "noise_examples", "Eight of the noise images with each network's answer and confidence.")
+    section.table(stats, "noise_confidence", "Median confidence and share above 0.9, noise vs digits.")
+
+
+def _bang_section(report: Report, data, main: dict[str, Network], config: Config) -> None:
+    x, y = data.x_train[:config.step_batch_size], one_hot(data.y_train[:config.step_batch_size], dtype=data.x_train.dtype)
+    curves, rows = [], []
+    for label, net in main.items():
+        fresh = Network(net.sizes, activation=net.activation, cost=net.cost_name, seed=config.seed, dtype=net.dtype)
+        eta = config.variants()[label]["eta"]
+        for stage, subject in (("initial", fresh), ("trained", net)):
+            curve, summary = measures.bang_for_the_buck(subject, x, y, eta, config.top_fraction)
+            curves.append(curve.assign(variant=label, stage=stage))
+            rows.append({"variant": label, "stage": stage, **summary})
+    table = pd.DataFrame(rows)
+    k = int(table["top_k"].iloc[0])
+    lines = [f"- {r.variant}, {r.stage}: first order {_pct(r.first_order_share)}, measured {_pct(r.actual_share)}"
+             for r in table.itertuples()]
+    trained = table[(table["variant"] == SIGMOID) & (table["stage"] == "trained")].iloc[0]
+    report.headline("top1pct_first_order_share", round(float(trained["first_order_share"]), 4),
+                    f"sigmoid/MSE trained: share of one step's first-order cost decrease from the top "
+                    f"{_pct(config.top_fraction)} of parameters by |gradient|")
+    section = report.section(
+        "Which weights give the most bang for the buck?",
+        f"One SGD step on a mini-batch of {len(x)} training images moves each parameter by `-eta * g_i`, lowering the "
+        "cost by `eta * sum_i g_i^2` to first order, so parameter i's share is `g_i^2 / |g|^2`. Ranking the "
+        f"{int(table['parameters'].iloc[0])} weights and biases by |g_i|, the top {_pct(config.top_fraction)} "
+        f"({k} parameters) carry this share of the decrease (first order; and measured by actually taking the step "
+        "with only those parameters moved, divided by the decrease of the full step):\n\n" + "\n".join(lines)
+        + "\n\nUniform importance would give " + _pct(k / int(table["parameters"].iloc[0])) + ". Where the measured "
+        "share departs from the first-order one, the step is large enough for curvature to matter.")
+    section.figure(plots.plot_bang_for_the_buck(pd.concat(curves, ignore_index=True), config.top_fraction),
+                   "bang_for_the_buck", "Cumulative share of the first-order cost decrease against the fraction of "
+                   f"parameters moved, largest |gradient| first; the vertical line marks {_pct(config.top_fraction)}.")
+    section.table(table, "bang_for_the_buck", "Top-fraction share of one step's cost decrease.")
+
+
+def _fire_section(report: Report, data, main: dict[str, Network], config: Config) -> None:
+    x, y = data.x_train[:config.step_batch_size], one_hot(data.y_train[:config.step_batch_size], dtype=data.x_train.dtype)
+    net = main[SIGMOID]
+    fresh = Network(net.sizes, activation=net.activation, cost=net.cost_name, seed=config.seed, dtype=net.dtype)
+    eta = config.variants()[SIGMOID]["eta"]
+    frames, points = [], None
+    for stage, subject in (("initial", fresh), ("trained", net)):
+        stats, pts = measures.fire_together(subject, x, y, eta)
+        frames.append(stats.assign(stage=stage))
+        if stage == "initial":
+            points = pts
+    table = pd.concat(frames, ignore_index=True)
+    wanted = table[table["receiving_end"] == "wanted"].set_index("stage")["pearson_update"]
+    hidden = table[(table["receiving_end"] == "actual")].set_index(["stage", "layer"])["spearman_abs_update"]
+    report.headline("wire_together_r_initial", round(float(wanted["initial"]), 3),
+                    "untrained sigmoid/MSE net, output layer: correlation of each example's weight update with "
+                    "wanted activation x input activation")
+    section = report.section(
+        "Do neurons that fire together wire together?",
+        "For weight w_jk (neuron k of one layer to neuron j of the next), each example asks for the update "
+        "`-eta * dC_x/dw_jk = -eta * delta_j a_k`. The series' claim: the biggest increases go to weights between "
+        "neurons that are both active, in particular from bright inputs to the output neuron that *should* fire. "
+        f"Over a batch of {len(x)} images (sigmoid/MSE network), correlation of the signed update with `y_j a_k` "
+        f"(wanted output x input activation): {wanted['initial']:.2f} before training, {wanted['trained']:.2f} after"
+        + (" (a trained network already gets these images right, so the updates it asks for are small and mostly "
+           "about the wrong outputs)" if wanted["trained"] < wanted["initial"] else "") + ". Spearman correlation of the update's size "
+        "with the actual product `a_j a_k`, per layer, before / after training: "
+        + ", ".join(f"layer {l} {hidden[('initial', l)]:.2f} / {hidden[('trained', l)]:.2f}"
+                    for l in sorted(table["layer"].unique())) + ". Part of this is built in: the update is "
+        "proportional to a_k, the input end's activation (the chain rule's dz/dw).")
+    section.figure(plots.plot_fire_together(points, table[table["stage"] == "initial"]), "fire_together",
+                   "Untrained network: each example's requested update of each weight against the activation product "
+                   "at its ends (1,500 random pairs per panel; r is Pearson over all pairs).")
+    section.table(table, "fire_together", "Correlations between updates and activation products.")
