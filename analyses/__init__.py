@@ -17,6 +17,8 @@ from types import ModuleType
 ANALYSES: dict[str, str] = {
     "params": "analyses.params",
     "directions": "analyses.directions",
+    "digits": "analyses.digits",
+    "backprop": "analyses.backprop",
 }
 
 
