@@ -105,14 +105,18 @@ def _check_hook_names(model: Any, hook_names: list[str]) -> None:
 def _run_batch(model, inputs, hook_names, kwargs, forward_kwargs, positions, dtype) -> dict[str, np.ndarray]:
     caught: dict[str, Tensor] = {}
 
-    def catch(activation: Tensor, hook) -> None:
-        if positions is not None:
-            if activation.ndim < 2 or activation.shape[1] <= int(positions.max()):
-                raise ValueError(f"positions need a (batch, pos, ...) activation at {hook.name}, got shape {tuple(activation.shape)}")
-            activation = activation[torch.arange(len(activation), device=activation.device), positions.to(activation.device)]
-        caught[hook.name] = activation.detach()
+    def catcher(name: str):
+        # keyed by the requested name: a bridge's aliases (hook_resid_pre) fire as another HookPoint
+        def catch(activation: Tensor, hook) -> None:
+            if positions is not None:
+                if activation.ndim < 2 or activation.shape[1] <= int(positions.max()):
+                    raise ValueError(f"positions need a (batch, pos, ...) activation at {name}, got shape {tuple(activation.shape)}")
+                activation = activation[torch.arange(len(activation), device=activation.device), positions.to(activation.device)]
+            caught[name] = activation.detach()
 
-    model.run_with_hooks(inputs, fwd_hooks=[(name, catch) for name in hook_names], **kwargs, **forward_kwargs)
+        return catch
+
+    model.run_with_hooks(inputs, fwd_hooks=[(name, catcher(name)) for name in hook_names], **kwargs, **forward_kwargs)
     missing = [name for name in hook_names if name not in caught]
     if missing:
         raise ValueError(f"hooks {missing} did not fire in the forward pass; check the names against model.hook_dict")
