@@ -17,6 +17,7 @@ from types import ModuleType
 ANALYSES: dict[str, str] = {
     "params": "analyses.params",
     "directions": "analyses.directions",
+    "context": "analyses.context",
     "digits": "analyses.digits",
     "backprop": "analyses.backprop",
 }
