@@ -69,7 +69,9 @@ from models import checkpoint as ckpt
 # import models.zoo without a cycle. Keep it sorted; for example:
 #   "facts": "models.transformer.subjects:facts",
 #   "digits": "models.mlp:digits",
-SUBJECTS: dict[str, str] = {}
+SUBJECTS: dict[str, str] = {
+    "facts": "models.facts_subject:facts",
+}
 
 _REGISTERED: dict[str, Callable[[bool, int], "Recipe"]] = {}
 
