@@ -20,6 +20,7 @@ ANALYSES: dict[str, str] = {
     "context": "analyses.context",
     "digits": "analyses.digits",
     "backprop": "analyses.backprop",
+    "diffusion": "analyses.diffusion",
 }
 
 
