@@ -1,0 +1,353 @@
+"""Does a small ReLU network store more features than it has dimensions, and can we read them back out?
+
+Reproduces the core experiments of Elhage et al. 2022, "Toy Models of Superposition", on
+:mod:`models.toy` (many instances trained at once): the introductory 5-features-in-2-
+dimensions sweep over sparsity, the linear model for contrast, feature dimensionality
+against 1/(1 - S) with the fractions features stick at, the phase diagram for one extra
+feature over sparsity and relative importance, and a sparse autoencoder
+(:mod:`interp.sae`) recovering the features of a superposed model.
+"""
+
+from dataclasses import asdict, dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from interp.report import Report
+from interp.sae import max_cosine_similarity, train_sae
+from interp.superposition import dimensions_per_feature, superposition_table
+from models.toy import evaluate_loss, sample_hidden, train_toy
+
+STICKY = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "3/8": 0.375}
+REPRESENTED = 0.5  # a feature with ||W_i|| above this is "represented" (the paper's bars reach ~1)
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    intro_sparsities: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.997)
+    intro_shown: tuple[float, ...] = (0.0, 0.7, 0.9, 0.97, 0.99)
+    intro_steps: int = 4000
+    dim_features: int = 200
+    dim_hidden: int = 20
+    dim_sparsities: int = 16
+    dim_max_inverse_density: float = 300.0
+    dim_steps: int = 4000
+    phase_grid: int = 10
+    restarts: int = 3
+    phase_steps: int = 2500
+    sae_features: int = 16
+    sae_hidden: int = 6
+    sae_sparsity: float = 0.95
+    sae_samples: int = 20_000
+    sae_steps: int = 4000
+    batch_size: int = 1024
+
+    def __post_init__(self):
+        for s in self.intro_sparsities + self.intro_shown + (self.sae_sparsity,):
+            if not 0 <= s < 1:
+                raise ValueError(f"sparsities must lie in [0, 1), got {s}")
+        if not set(self.intro_shown) <= set(self.intro_sparsities):
+            raise ValueError("intro_shown must be a subset of intro_sparsities")
+        if self.dim_hidden >= self.dim_features or self.sae_hidden >= self.sae_features:
+            raise ValueError("superposition needs more features than hidden dimensions")
+        if self.dim_max_inverse_density <= 1:
+            raise ValueError("dim_max_inverse_density (largest 1/(1-S)) must exceed 1")
+        if min(self.intro_steps, self.dim_steps, self.phase_steps, self.sae_steps, self.phase_grid,
+               self.restarts, self.dim_sparsities, self.batch_size) < 1:
+            raise ValueError("step counts, grid sizes and batch_size must be positive")
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls(intro_sparsities=(0.0, 0.7, 0.9, 0.99), intro_shown=(0.0, 0.9, 0.99), intro_steps=1500,
+                   dim_features=40, dim_hidden=5, dim_sparsities=6, dim_max_inverse_density=50.0,
+                   dim_steps=800, phase_grid=4, restarts=2, phase_steps=800, sae_features=8,
+                   sae_hidden=3, sae_samples=5000, sae_steps=1500, batch_size=512)
+
+
+# -- computations ------------------------------------------------------------------------
+def best_of_seeds(model, n_cells: int) -> torch.Tensor:
+    """Index of the lowest-loss instance per cell, instances laid out seed-major (seed, cell)."""
+    loss = evaluate_loss(model).reshape(-1, n_cells)
+    return loss.argmin(dim=0) * n_cells + torch.arange(n_cells)
+
+
+def intro_sweep(config: Config) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """5 features (importance 0.9^i) in 2 dims, ReLU across sparsities plus the linear model.
+
+    Each sparsity is trained from ``restarts`` random starts and the lowest-loss start kept,
+    as the paper does, so a slow start in the dense regime does not pass for the optimum.
+    """
+    importance = 0.9 ** torch.arange(5.0)
+    sparsity = torch.tensor(config.intro_sparsities, dtype=torch.float64)
+    cells, seeds = len(sparsity), config.restarts
+    W, rows = {}, []
+    for name, relu in (("ReLU", True), ("linear", False)):
+        model = train_toy(5, 2, (1 - sparsity).float().repeat(seeds), importance, n_instances=cells * seeds,
+                          steps=config.intro_steps, seed=config.seed, batch_size=config.batch_size, lr=3e-2,
+                          relu=relu)
+        keep = best_of_seeds(model, cells)
+        W[name] = model.W.detach()[keep]
+        table = superposition_table(W[name])
+        table["model"] = name
+        table["sparsity"] = sparsity.numpy()[table["instance"]]
+        table["importance"] = importance.double().numpy()[table["feature"]]
+        table["bias"] = model.b.detach()[keep].flatten().double().numpy()
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True), W
+
+
+def intro_summary(features: pd.DataFrame) -> pd.DataFrame:
+    """Per model and sparsity: features represented (||W_i|| > 0.5) and dimensions per feature."""
+    grouped = features.assign(represented=features["norm"] > REPRESENTED).groupby(["model", "sparsity"])
+    summary = grouped.agg(represented=("represented", "sum"), sum_sq_norm=("norm", lambda v: float((v**2).sum())))
+    summary["dimensions_per_feature"] = 2 / summary.pop("sum_sq_norm")
+    return summary.reset_index()
+
+
+def dimensionality_sweep(config: Config) -> pd.DataFrame:
+    """Feature dimensionality D_i and D* for many features across sparsity (uniform importance)."""
+    inverse_density = np.geomspace(1.0, config.dim_max_inverse_density, config.dim_sparsities)
+    model = train_toy(config.dim_features, config.dim_hidden, torch.tensor(1 / inverse_density, dtype=torch.float32),
+                      n_instances=config.dim_sparsities, steps=config.dim_steps, seed=config.seed,
+                      batch_size=config.batch_size, lr=1e-3 * 3)
+    table = superposition_table(model.W)
+    table["inverse_density"] = inverse_density[table["instance"]]
+    table["dimensions_per_feature"] = dimensions_per_feature(model.W.detach().double()).numpy()[table["instance"]]
+    return table
+
+
+def sticky_plateau(dims: pd.DataFrame, target: float = 0.5, tolerance: float = 0.05) -> dict:
+    """The longest run of consecutive sparsities whose D* stays within ``tolerance`` of ``target``."""
+    per = dims.groupby("inverse_density")["dimensions_per_feature"].first().sort_index()
+    near = (per - target).abs() <= tolerance
+    best, start = (0, None, None), None
+    for k, (x, flag) in enumerate(near.items()):
+        if flag and start is None:
+            start = k
+        if start is not None and (not flag or k == len(near) - 1):
+            end = k if flag else k - 1
+            if end - start + 1 > best[0]:
+                best = (end - start + 1, start, end)
+            start = None
+    length, a, b = best
+    if length == 0:
+        return {"length": 0, "from": float("nan"), "to": float("nan"), "mean_dstar": float("nan")}
+    return {"length": length, "from": float(per.index[a]), "to": float(per.index[b]),
+            "mean_dstar": float(per.iloc[a:b + 1].mean())}
+
+
+def phase_diagram(config: Config) -> pd.DataFrame:
+    """2 features in 1 dimension: is the second one dropped, given the dimension, or superposed?"""
+    density = np.geomspace(1.0, 0.01, config.phase_grid)
+    relative = np.geomspace(0.1, 10.0, config.phase_grid)
+    grid = [(p, r) for p in density for r in relative]
+    cells = len(grid) * config.restarts
+    probability = torch.tensor([p for p, _ in grid] * config.restarts, dtype=torch.float32)
+    importance = torch.tensor([[1.0, r] for _, r in grid] * config.restarts, dtype=torch.float32)
+    model = train_toy(2, 1, probability, importance, n_instances=cells, steps=config.phase_steps,
+                      seed=config.seed, batch_size=config.batch_size, lr=1e-2)
+    # Several random starts per cell; keep the lowest-loss one (the paper does the same).
+    keep = best_of_seeds(model, len(grid))
+    W = model.W.detach()[keep, 0, :].double().numpy()  # [cells features]
+    best = pd.DataFrame({"density": [p for p, _ in grid], "relative_importance": [r for _, r in grid],
+                         "w_1": W[:, 0], "w_2": W[:, 1], "loss": evaluate_loss(model)[keep].double().numpy()})
+    strong_1, strong_2 = best["w_1"].abs() > REPRESENTED, best["w_2"].abs() > REPRESENTED
+    best["phase"] = np.select([strong_1 & strong_2, strong_2], ["superposition", "dedicated dimension"],
+                              "not represented")
+    return best.reset_index(drop=True)
+
+
+def sae_recovery(config: Config) -> pd.DataFrame:
+    """Train an L1 and a top-k sparse autoencoder on a superposed model's hidden activations."""
+    model = train_toy(config.sae_features, config.sae_hidden, 1 - config.sae_sparsity, steps=config.intro_steps,
+                      seed=config.seed, batch_size=config.batch_size, lr=1e-2)
+    W = model.W.detach()[0]  # [hidden features]
+    norms = W.norm(dim=0)
+    represented = torch.nonzero(norms > REPRESENTED).flatten()
+    _, hidden = sample_hidden(model, config.sae_samples, seed=config.seed + 1)
+    activations = hidden[:, 0]  # [batch hidden]
+    # k ~ the expected number of active features, at least 1 (Gao et al. 2024 tune k likewise).
+    k = max(1, round((1 - config.sae_sparsity) * config.sae_features))
+    rows = []
+    for penalty in ("l1", "topk"):
+        sae = train_sae(activations, 2 * config.sae_features, penalty=penalty, k=k, steps=config.sae_steps,
+                        seed=config.seed)
+        best = max_cosine_similarity(sae.W_dec, W.T[represented])
+        rows += [{"penalty": penalty, "feature": int(f), "norm": float(norms[f]), "max_cos": float(c)}
+                 for f, c in zip(represented, best)]
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(n_features=config.sae_features, n_hidden=config.sae_hidden, represented=len(represented))
+    return frame
+
+
+# -- figures -----------------------------------------------------------------------------
+def plot_intro(features: pd.DataFrame, W: dict[str, torch.Tensor], shown: tuple[float, ...],
+               sparsities: tuple[float, ...]) -> plt.Figure:
+    """The paper's picture: per column, the 2-D feature vectors (top) and W^T W (bottom)."""
+    columns = [("linear", max(shown))] + [("ReLU", s) for s in shown]
+    fig, axes = plt.subplots(2, len(columns), figsize=(2.6 * len(columns), 5.4))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, 5))
+    for col, (name, sparsity) in enumerate(columns):
+        w = W[name][sparsities.index(sparsity)].double()  # [hidden features]
+        top, bottom = axes[0, col], axes[1, col]
+        for i in range(w.shape[1]):
+            top.plot([0, w[0, i]], [0, w[1, i]], color=colors[i], lw=2)
+            top.scatter([w[0, i]], [w[1, i]], color=colors[i], s=18, zorder=3)
+        top.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xticks=[], yticks=[])
+        top.set_title(f"{name}\nS = {sparsity:g}", fontsize=10)
+        sns.heatmap((w.T @ w).numpy(), ax=bottom, cmap="RdBu_r", vmin=-1.2, vmax=1.2, square=True, cbar=False,
+                    xticklabels=False, yticklabels=False)
+        bottom.set_title("$W^TW$", fontsize=9)
+    fig.suptitle("5 features (importance 0.9^i, dark = most important) in 2 hidden dimensions")
+    fig.tight_layout()
+    return fig
+
+
+def plot_intro_summary(summary: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    data = summary.assign(inverse_density=1 / (1 - summary["sparsity"]))
+    sns.lineplot(data, x="inverse_density", y="represented", hue="model", marker="o", ax=ax)
+    ax.axhline(2, color="grey", ls=":", label="hidden dimensions")
+    ax.set(xscale="log", xlabel="1 / (1 - S)", ylabel="features with ||W_i|| > 0.5", ylim=(0, 5.5))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_dimensionality(dims: pd.DataFrame) -> plt.Figure:
+    """D_i of every represented feature (dots) and D* (line) against 1/(1-S), sticky fractions marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    shown = dims[dims["norm"] > REPRESENTED]
+    ax.scatter(shown["inverse_density"], shown["dimensionality"], s=6, alpha=0.35, color="tab:blue",
+               label="feature dimensionality $D_i$")
+    per = dims.groupby("inverse_density")["dimensions_per_feature"].first()
+    ax.plot(per.index, per.values, color="black", lw=2, label="dimensions per feature $D^*$")
+    for label, value in STICKY.items():
+        ax.axhline(value, color="tab:red", lw=0.7, ls="--", alpha=0.7)
+        ax.text(per.index.max() * 1.08, value, label, va="center", fontsize=8, color="tab:red")
+    ax.set(xscale="log", xlabel="1 / (1 - S)  (inverse feature density)", ylabel="dimensions", ylim=(0, 1.1))
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_phase(phase: pd.DataFrame) -> plt.Figure:
+    order = ["not represented", "dedicated dimension", "superposition"]
+    codes = phase.assign(code=phase["phase"].map({p: k for k, p in enumerate(order)}))
+    grid = codes.pivot(index="density", columns="relative_importance", values="code").sort_index(ascending=False)
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    cmap = plt.matplotlib.colors.ListedColormap(["#c6dbef", "#fdae6b", "#d62728"])
+    sns.heatmap(grid, ax=ax, cmap=cmap, vmin=-0.5, vmax=2.5, cbar=False, linewidths=0.3,
+                xticklabels=[f"{v:.2g}" for v in grid.columns], yticklabels=[f"{v:.2g}" for v in grid.index])
+    handles = [plt.matplotlib.patches.Patch(color=cmap(k), label=p) for k, p in enumerate(order)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set(xlabel="relative importance of the extra feature", ylabel="feature density 1 - S")
+    ax.set_title("2 features in 1 dimension: what happens to feature 2")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sae(sae: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    sns.barplot(sae, x="feature", y="max_cos", hue="penalty", ax=ax)
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.set(ylim=(0, 1.05), ylabel="max cos with a dictionary row", xlabel="true feature (represented ones)")
+    fig.tight_layout()
+    return fig
+
+
+# -- report ------------------------------------------------------------------------------
+def run(config: Config) -> Report:
+    report = Report("superposition", "Superposition in toy models", config=asdict(config), summary=(
+        "Do networks store more features than dimensions? Toy ReLU models `x' = ReLU(WᵀWx + b)` "
+        "(Elhage et al. 2022) are trained on synthetic sparse features, many instances at once, and "
+        "their weight geometry is measured with `interp.superposition`."))
+    features, W = intro_sweep(config)
+    summary = intro_summary(features)
+    relu = summary[summary["model"] == "ReLU"].sort_values("sparsity")
+    linear = summary[summary["model"] == "linear"]
+    over = relu[relu["represented"] > 2]
+    onset = float(over["sparsity"].min()) if len(over) else float("nan")
+    dense = int(relu.iloc[0]["represented"])
+    section = report.section("5 features in 2 dimensions", (
+        "Question: as features get sparser, when does a 2-dimensional model start storing more than 2 of "
+        "its 5 features? Each column trains one instance at sparsity S (features present with "
+        "probability 1 - S, uniform in [0, 1]; importance 0.9^i). Top: the 5 columns of W drawn in the "
+        "hidden plane; bottom: WᵀW (red positive, blue negative)."))
+    section.figure(plot_intro(features, W, config.intro_shown, config.intro_sparsities), "intro",
+                   "Feature vectors and WᵀW; the first column is the linear model.")
+    section.text(
+        f"At S = {relu.iloc[0]['sparsity']:g} the ReLU model represents {dense} features "
+        f"(||W_i|| > {REPRESENTED}); " + (
+            f"superposition (more than 2 represented features in 2 dimensions) first appears at S = {onset:g} "
+            f"in this sweep, and at S = {relu.iloc[-1]['sparsity']:g} {int(relu.iloc[-1]['represented'])} "
+            "features are represented." if len(over) else
+            "no sparsity in this sweep pushed more than 2 features into the plane.")
+        + f" The linear model represents at most {int(linear['represented'].max())} features at any sparsity: "
+        "without the ReLU to filter interference, superposition never pays.")
+    section.table(summary, "intro_summary", "Features represented and D* = m/||W||_F² per model and sparsity.")
+    section.figure(plot_intro_summary(summary), "intro_represented", "Represented features against sparsity.")
+    report.headline("superposition_onset_sparsity", onset, "smallest sparsity at which the 5-in-2 ReLU model "
+                    "represents more than 2 features")
+
+    dims = dimensionality_sweep(config)
+    plateau = sticky_plateau(dims)
+    per = dims.groupby("inverse_density")["dimensions_per_feature"].first()
+    section = report.section("Feature dimensionality", (
+        f"Question: how many dimensions does each feature get? {config.dim_features} features of equal "
+        f"importance in {config.dim_hidden} dimensions, one instance per sparsity. D_i = ||W_i||² / "
+        "Σ_j (Ŵ_i·W_j)² is feature i's share of a dimension; D* = m/||W||_F² the average. Dashed lines "
+        "mark the fractions the paper finds features stick at (tetrahedron 3/4, triangle 2/3, antipodal "
+        "pair 1/2, pentagon 2/5, square antiprism 3/8)."))
+    section.figure(plot_dimensionality(dims), "dimensionality", "D_i (dots, represented features) and D* (line).")
+    text = (f"D* falls from {per.iloc[0]:.3f} at 1/(1-S) = 1 to {per.iloc[-1]:.3f} at 1/(1-S) = {per.index[-1]:.0f}. ")
+    if plateau["length"] > 0:
+        text += (f"It sits within 0.05 of 1/2 for {plateau['length']} consecutive sparsities, from 1/(1-S) = "
+                 f"{plateau['from']:.3g} to {plateau['to']:.3g} (mean D* = {plateau['mean_dstar']:.3f}): "
+                 "the antipodal-pair plateau the paper describes.")
+    else:
+        text += "It never stays within 0.05 of 1/2 in this sweep."
+    section.text(text)
+    counts = (dims[dims["norm"] > REPRESENTED].assign(
+        nearest=lambda f: f["dimensionality"].apply(lambda v: min(STICKY, key=lambda k: abs(STICKY[k] - v))))
+        .groupby("nearest").size().rename("features").reset_index())
+    section.table(counts, "sticky_counts", "Represented features grouped by the nearest sticky fraction.")
+    section.table(dims, "dimensionality", "Every feature of every instance.", max_rows=20)
+    report.headline("dstar_plateau_mean", plateau["mean_dstar"], "mean D* over the longest run of sparsities "
+                    "with D* within 0.05 of 1/2")
+
+    phase = phase_diagram(config)
+    section = report.section("Phase diagram", (
+        "Question: when does a model put an extra feature in superposition? 2 features in 1 dimension; "
+        "feature 1 has importance 1, feature 2 a relative importance r; both share the density 1 - S. "
+        f"Each cell keeps the lowest-loss of {config.restarts} random starts and is classified by the "
+        "learned weights: feature 2 not represented (|W_2| ≤ 0.5), given the dimension alone, or both "
+        "stored (superposition, antipodal in 1-D)."))
+    section.figure(plot_phase(phase), "phase", "Phase of the extra feature over density and relative importance.")
+    share = phase.groupby(phase["density"] < 0.2)["phase"].apply(lambda p: float((p == "superposition").mean()))
+    section.text(
+        f"Superposition covers {share.get(True, 0.0):.0%} of the sparse cells (density < 0.2) and "
+        f"{share.get(False, 0.0):.0%} of the dense ones: sparsity is what makes sharing a dimension pay.")
+    section.table(phase, "phase", "Learned weights and phase per cell.")
+    report.headline("phase_superposition_share_sparse", share.get(True, 0.0), "share of sparse cells "
+                    "(density < 0.2) in superposition")
+
+    sae = sae_recovery(config)
+    scores = sae.groupby("penalty")["max_cos"].mean()
+    section = report.section("Reading features back out with a sparse autoencoder", (
+        f"Question: can a sparse dictionary recover the features of a superposed model? A toy model with "
+        f"{config.sae_features} features in {config.sae_hidden} dimensions at S = {config.sae_sparsity:g} "
+        f"represents {sae.attrs['represented']} features; sparse autoencoders with {2 * config.sae_features} "
+        "latents are trained on its hidden activations (read through `hook_hidden`), one with an L1 penalty "
+        "and one keeping the top k latents. Score: for each represented feature direction W_i, the best "
+        "cosine with any decoder row, averaged (mean max cosine similarity, 1 = perfect)."))
+    section.figure(plot_sae(sae), "sae", "Best cosine between each true feature and the dictionary.")
+    section.text(" ".join(f"The {p} autoencoder reaches a mean max cosine of {v:.3f}." for p, v in scores.items()))
+    section.table(sae, "sae", "Per-feature recovery.")
+    report.headline("sae_mmcs_l1", scores.get("l1"), "mean max cosine, L1 sparse autoencoder")
+    report.headline("sae_mmcs_topk", scores.get("topk"), "mean max cosine, top-k sparse autoencoder")
+    return report

@@ -1,0 +1,165 @@
+"""The toy model of superposition (Elhage et al. 2022), many instances trained at once.
+
+Each instance squeezes ``n_features`` sparse features through ``n_hidden < n_features``
+dimensions and reads them back out: ``h = W x``, ``x' = ReLU(Wᵀ h + b)`` (the paper's
+"ReLU output model", section "Demonstrating Superposition"), or ``x' = Wᵀ h + b`` for
+the linear model it is contrasted with. Instances share nothing but the training loop, so
+a sweep over sparsity (or importance) is one batched einsum instead of a Python loop.
+
+Example::
+
+    from models.toy import train_toy
+
+    model = train_toy(5, 2, feature_probability=[1.0, 0.1, 0.01], n_instances=3,
+                      importance=[0.9 ** i for i in range(5)], steps=500)
+    model.W.shape        # (3, 2, 5): instances hidden features
+    model.b.shape        # (3, 5)
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import einops
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformer_lens.hook_points import HookPoint
+from transformer_lens import HookedRootModule
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Sizes of a batch of toy models; ``relu=False`` gives the linear model."""
+
+    n_features: int
+    n_hidden: int
+    n_instances: int = 1
+    relu: bool = True
+
+    def __post_init__(self):
+        for name in ("n_features", "n_hidden", "n_instances"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"ToyConfig.{name} must be at least 1, got {getattr(self, name)}")
+
+
+class ToyModel(HookedRootModule):
+    """``n_instances`` independent toy models; hooks ``hook_hidden`` and ``hook_out``."""
+
+    def __init__(self, cfg: ToyConfig):
+        super().__init__()
+        self.cfg = cfg
+        # W: [instances hidden features]; column W[k, :, i] is feature i's direction.
+        self.W = nn.Parameter(torch.empty(cfg.n_instances, cfg.n_hidden, cfg.n_features))
+        self.b = nn.Parameter(torch.zeros(cfg.n_instances, cfg.n_features))
+        # Xavier-normal per instance, as in the paper's accompanying notebook.
+        nn.init.xavier_normal_(self.W)
+        self.hook_hidden = HookPoint()  # [batch instances hidden]
+        self.hook_out = HookPoint()  # [batch instances features]
+        self.setup()
+
+    def forward(self, x: Float[Tensor, "batch instances features"]) -> Float[Tensor, "batch instances features"]:
+        hidden = self.hook_hidden(einops.einsum(
+            self.W, x, "instances hidden features, batch instances features -> batch instances hidden"))
+        out = einops.einsum(
+            self.W, hidden, "instances hidden features, batch instances hidden -> batch instances features") + self.b
+        return self.hook_out(torch.relu(out) if self.cfg.relu else out)
+
+
+def _per_instance_features(value, n_instances: int, n_features: int, name: str) -> Tensor:
+    """Broadcast a scalar, per-instance or per-(instance, feature) value to [instances features]."""
+    tensor = torch.as_tensor(value, dtype=torch.float32)
+    if tensor.ndim == 1 and tensor.shape[0] == n_instances and n_instances != n_features:
+        tensor = tensor[:, None]
+    try:
+        return torch.broadcast_to(tensor, (n_instances, n_features)).clone()
+    except RuntimeError:
+        raise ValueError(
+            f"{name} has shape {tuple(tensor.shape)}; give a scalar, one value per instance "
+            f"({n_instances}), one per feature ({n_features}) or an [instances features] array"
+        ) from None
+
+
+def generate_batch(
+    feature_probability: Float[Tensor, "instances features"], batch_size: int, generator: torch.Generator
+) -> Float[Tensor, "batch instances features"]:
+    """Synthetic inputs: each feature is present with its probability, then uniform in [0, 1]."""
+    shape = (batch_size, *feature_probability.shape)
+    values = torch.rand(shape, generator=generator)
+    present = torch.rand(shape, generator=generator) < feature_probability
+    return torch.where(present, values, torch.zeros(()))
+
+
+def train_toy(
+    n_features: int,
+    n_hidden: int,
+    feature_probability: float | Sequence[float] | Tensor,
+    importance: float | Sequence[float] | Tensor | None = None,
+    n_instances: int = 1,
+    steps: int = 5_000,
+    seed: int = 0,
+    relu: bool = True,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    progress: bool = False,
+) -> ToyModel:
+    """Train ``n_instances`` toy models at once and return them.
+
+    ``feature_probability`` is 1 - S (S the sparsity), per instance or per feature;
+    ``importance`` weights each feature's squared error (None: all 1). The loss is the
+    paper's importance-weighted MSE, ``Σ_i I_i (x_i - x'_i)²``, averaged over the batch
+    and features and summed over instances so instances train independently. AdamW with a
+    cosine-decayed learning rate, as in the paper's notebook.
+    """
+    config = ToyConfig(n_features, n_hidden, n_instances, relu)
+    probability = _per_instance_features(feature_probability, n_instances, n_features, "feature_probability")
+    if not bool(((probability > 0) & (probability <= 1)).all()):
+        raise ValueError(
+            "feature_probability (1 - sparsity) must lie in (0, 1], i.e. sparsity in [0, 1); "
+            f"got values from {probability.min().item():g} to {probability.max().item():g}"
+        )
+    weight = _per_instance_features(1.0 if importance is None else importance, n_instances, n_features, "importance")
+    if not bool((weight >= 0).all()):
+        raise ValueError("importance must be non-negative")
+    if steps < 0 or batch_size < 1:
+        raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
+    torch.manual_seed(seed)
+    model = ToyModel(config)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+    for _ in tqdm(range(steps), disable=not progress, desc="toy models", leave=False):
+        x = generate_batch(probability, batch_size, generator)
+        loss = toy_loss(model(x), x, weight).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    model.feature_probability = probability
+    model.importance = weight
+    model.train_config = {**asdict(config), "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr}
+    return model.eval()
+
+
+def toy_loss(
+    out: Float[Tensor, "batch instances features"],
+    x: Float[Tensor, "batch instances features"],
+    importance: Float[Tensor, "instances features"],
+) -> Float[Tensor, "instances"]:
+    """Importance-weighted squared error per instance, averaged over batch and features."""
+    return einops.reduce(importance * (x - out) ** 2, "batch instances features -> instances", "mean")
+
+
+@torch.no_grad()
+def evaluate_loss(model: ToyModel, batch_size: int = 8192, seed: int = 12345) -> Float[Tensor, "instances"]:
+    """Each instance's loss on one fresh batch drawn from its own training distribution."""
+    x = generate_batch(model.feature_probability, batch_size, torch.Generator().manual_seed(seed))
+    return toy_loss(model(x), x, model.importance)
+
+
+@torch.no_grad()
+def sample_hidden(model: ToyModel, n_samples: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Inputs and the hidden activations (``hook_hidden``) they produce, via run_with_cache."""
+    x = generate_batch(model.feature_probability, n_samples, torch.Generator().manual_seed(seed))
+    _, cache = model.run_with_cache(x, names_filter="hook_hidden")
+    return x, cache["hook_hidden"]
