@@ -215,6 +215,7 @@ def plot_relative_errors(checks: pd.DataFrame) -> "plt.Figure":
     ax.axvline(1e-8, color="k", linestyle="--", linewidth=0.8)
     ax.text(1e-8, -0.45, " 1e-8 acceptance", fontsize=8, va="top")
     ax.set(xlabel="max elementwise relative error over all parameters (log)", ylabel="network shape")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="reference")
     fig.tight_layout()
     return fig
 
