@@ -1,0 +1,401 @@
+"""Denoising diffusion (Ho et al. 2020) with classifier-free guidance (Ho & Salimans 2022).
+
+Example::
+
+    import torch
+    from models.diffusion import DDPM, DiffusionConfig, train_ddpm
+
+    cfg = DiffusionConfig(height=8, width=8, d_cond=10, n_steps=50)
+    ddpm = DDPM(cfg)
+    images = torch.rand(64, 1, 8, 8) * 2 - 1                 # data scaled to [-1, 1]
+    cond = torch.nn.functional.one_hot(torch.arange(64) % 10, 10).float()
+    losses = train_ddpm(ddpm, images, cond, steps=20, batch_size=32)
+    samples = ddpm.sample(cond[:4], sampler="ddpm", guidance=2.0, seed=0)   # [4 1 8 8]
+    # the denoiser is a HookedRootModule: ddpm.denoiser.run_with_cache(x_t, t, cond)
+
+``DDPM`` owns the noise schedule (as buffers) and the samplers; ``Denoiser`` is the
+noise-prediction network, a residual MLP whose activations pass through ``HookPoint``s
+with TransformerLens-style names. Time steps are 0-based: ``t = 0`` is the paper's
+``t = 1`` (the least noisy) and ``t = n_steps - 1`` its ``T``.
+"""
+
+import itertools
+import math
+import operator
+from dataclasses import dataclass
+from numbers import Real
+from typing import Callable, Literal
+
+import einops
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+Sampler = Literal["ddpm", "ddpm_no_noise", "ddim"]
+SAMPLERS = ("ddpm", "ddpm_no_noise", "ddim")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Sizes of the denoiser and the schedule. ``d_cond`` is the condition vector's width."""
+
+    n_channels: int = 1
+    height: int = 16
+    width: int = 16
+    d_cond: int = 10
+    d_model: int = 256
+    d_mlp: int = 512
+    n_layers: int = 3
+    d_time: int = 64  # sinusoidal features of the time step
+    n_steps: int = 200  # T
+    schedule: str = "cosine"  # "cosine" (Nichol & Dhariwal 2021) or "linear" (Ho et al. 2020)
+    p_uncond: float = 0.1  # probability of dropping the condition during training
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_channels", "height", "width", "d_cond", "d_model", "d_mlp", "n_layers", "n_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DiffusionConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_time < 2 or self.d_time % 2:
+            raise ValueError(f"DiffusionConfig.d_time must be an even number >= 2, got {self.d_time}")
+        if self.schedule not in ("cosine", "linear"):
+            raise ValueError(f"DiffusionConfig.schedule must be 'cosine' or 'linear', got {self.schedule!r}")
+        if not 0.0 <= self.p_uncond < 1.0:
+            raise ValueError(f"DiffusionConfig.p_uncond must be in [0, 1), got {self.p_uncond}")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.n_channels, self.height, self.width)
+
+
+def linear_beta_schedule(n_steps: int) -> Float[Tensor, "n_steps"]:
+    """Ho et al. (2020, sec. 4): betas rising linearly from 1e-4 to 0.02 over T = 1000,
+    rescaled so that fewer steps reach the same total noise (as in Nichol & Dhariwal's code)."""
+    scale = 1000.0 / n_steps
+    return torch.linspace(scale * 1e-4, min(scale * 0.02, 0.999), n_steps, dtype=torch.float64)
+
+
+def cosine_beta_schedule(n_steps: int, s: float = 0.008) -> Float[Tensor, "n_steps"]:
+    """Nichol & Dhariwal (2021, eq. 17): alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at 0.999."""
+    steps = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
+    alpha_bar = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+
+
+def extract(a: Float[Tensor, "n_steps"], t: Int[Tensor, "batch"], x_shape: torch.Size) -> Tensor:
+    """``a[t]`` reshaped to ``[batch 1 1 ...]`` so it broadcasts against a tensor of ``x_shape``.
+
+    >>> extract(torch.tensor([0.1, 0.2, 0.3]), torch.tensor([2, 0]), (2, 1, 4, 4)).shape
+    torch.Size([2, 1, 1, 1])
+    """
+    return a.gather(0, t).reshape(t.shape[0], *([1] * (len(x_shape) - 1)))
+
+
+def check_guidance(guidance: object) -> float:
+    """The guidance scale as a float; anything but a finite real number is a ValueError."""
+    if isinstance(guidance, bool) or not isinstance(guidance, Real) or not math.isfinite(guidance):
+        raise ValueError(f"guidance scale must be a finite number such as 0, 1.5 or 4, got {guidance!r}")
+    return float(guidance)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with TransformerLens's parameter (``w``, ``b``) and hook names."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.b = nn.Parameter(torch.zeros(d_model))
+        self.hook_scale = HookPoint()  # [batch 1]
+        self.hook_normalized = HookPoint()  # [batch d_model]
+
+    def forward(self, x: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale) * self.w + self.b
+
+
+class MLP(nn.Module):
+    """``gelu(x W_in + b_in) W_out + b_out`` with ``hook_pre`` and ``hook_post`` [batch d_mlp]."""
+
+    def __init__(self, d_model: int, d_mlp: int):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.randn(d_model, d_mlp) / math.sqrt(d_model))
+        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        self.W_out = nn.Parameter(torch.randn(d_mlp, d_model) / math.sqrt(d_mlp) * 0.5)
+        self.b_out = nn.Parameter(torch.zeros(d_model))
+        self.hook_pre = HookPoint()  # [batch d_mlp]
+        self.hook_post = HookPoint()  # [batch d_mlp]
+
+    def forward(self, x: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
+        post = self.hook_post(F.gelu(self.hook_pre(x @ self.W_in + self.b_in)))
+        return post @ self.W_out + self.b_out
+
+
+class DenoiserBlock(nn.Module):
+    """A pre-LN residual MLP block; the time and condition embedding is added to its input,
+    so every block knows how noisy its input is and what was asked for."""
+
+    def __init__(self, cfg: DiffusionConfig):
+        super().__init__()
+        self.ln1 = LayerNorm(cfg.d_model)
+        self.mlp = MLP(cfg.d_model, cfg.d_mlp)
+        self.W_ctx = nn.Parameter(torch.randn(cfg.d_model, cfg.d_model) / math.sqrt(cfg.d_model))
+        self.hook_resid_pre = HookPoint()  # [batch d_model]
+        self.hook_mlp_out = HookPoint()  # [batch d_model]
+        self.hook_resid_post = HookPoint()  # [batch d_model]
+
+    def forward(self, resid: Float[Tensor, "batch d_model"], context: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
+        resid = self.hook_resid_pre(resid)
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln1(resid) + context @ self.W_ctx))
+        return self.hook_resid_post(resid + mlp_out)
+
+
+class Denoiser(HookedRootModule):
+    """Predicts the noise in ``x_t`` given the time step and a condition vector (zeros = none).
+
+    >>> model = Denoiser(DiffusionConfig(height=8, width=8, d_cond=10, d_model=32, d_mlp=64))
+    >>> eps, cache = model.run_with_cache(torch.randn(2, 1, 8, 8), torch.tensor([0, 5]), torch.zeros(2, 10))
+    >>> eps.shape, cache["blocks.0.mlp.hook_post"].shape
+    (torch.Size([2, 1, 8, 8]), torch.Size([2, 64]))
+    """
+
+    def __init__(self, cfg: DiffusionConfig):
+        super().__init__()
+        self.cfg = cfg
+        # Seeded initialisation that leaves the caller's global RNG as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self._build(cfg)
+        self.hook_embed = HookPoint()  # [batch d_model] the noisy image, embedded
+        self.hook_time_embed = HookPoint()  # [batch d_model]
+        self.hook_cond_embed = HookPoint()  # [batch d_model]
+        self.hook_noise_pred = HookPoint()  # [batch channel height width]
+        self.setup()
+
+    def _build(self, cfg: DiffusionConfig) -> None:
+        d_pixels = cfg.n_channels * cfg.height * cfg.width
+        self.W_E = nn.Parameter(torch.randn(d_pixels, cfg.d_model) / math.sqrt(d_pixels))
+        self.b_E = nn.Parameter(torch.zeros(cfg.d_model))
+        self.W_time_in = nn.Parameter(torch.randn(cfg.d_time, cfg.d_model) / math.sqrt(cfg.d_time))
+        self.W_time = nn.Parameter(torch.randn(cfg.d_model, cfg.d_model) / math.sqrt(cfg.d_model))
+        self.b_time = nn.Parameter(torch.zeros(cfg.d_model))
+        self.W_cond = nn.Parameter(torch.randn(cfg.d_cond, cfg.d_model) / math.sqrt(cfg.d_cond))
+        self.b_cond = nn.Parameter(torch.zeros(cfg.d_model))  # the "no condition" embedding
+        self.blocks = nn.ModuleList([DenoiserBlock(cfg) for _ in range(cfg.n_layers)])
+        self.ln_final = LayerNorm(cfg.d_model)
+        self.W_U = nn.Parameter(torch.zeros(cfg.d_model, d_pixels))  # zero init: predicts eps = 0 at first
+        self.b_U = nn.Parameter(torch.zeros(d_pixels))
+        # A time-dependent scalar skip from x_t to the prediction: the noise in x_t is
+        # full-rank (d_pixels dims) while the residual stream may be narrower, but the best
+        # prediction is eps = a(t) x_t minus a low-rank function of the image (Ho et al.
+        # 2020, eq. 11 rearranged), so the network only has to supply the low-rank part.
+        self.W_skip = nn.Parameter(torch.zeros(cfg.d_model))
+        self.b_skip = nn.Parameter(torch.zeros(()))
+
+    def time_features(self, t: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_time"]:
+        """Sinusoidal features of t (Vaswani et al. 2017, sec. 3.5; used this way by Ho et al. 2020)."""
+        half = self.cfg.d_time // 2
+        freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
+        angles = einops.einsum(t.float(), freqs, "batch, half -> batch half")
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+    def forward(
+        self,
+        x_t: Float[Tensor, "batch channel height width"],
+        t: Int[Tensor, "batch"],
+        cond: Float[Tensor, "batch d_cond"],
+    ) -> Float[Tensor, "batch channel height width"]:
+        cfg = self.cfg
+        if tuple(x_t.shape[1:]) != cfg.image_shape:
+            raise ValueError(f"expected images of shape [batch {' '.join(map(str, cfg.image_shape))}], got {list(x_t.shape)}; "
+                             f"resize the data or build the model with matching n_channels/height/width")
+        if cond.shape != (x_t.shape[0], cfg.d_cond):
+            raise ValueError(f"expected a condition of shape [{x_t.shape[0]} {cfg.d_cond}], got {list(cond.shape)}")
+        pixels = einops.rearrange(x_t, "batch channel height width -> batch (channel height width)")
+        resid = self.hook_embed(pixels @ self.W_E + self.b_E)
+        time_embed = self.hook_time_embed(F.gelu(self.time_features(t) @ self.W_time_in) @ self.W_time + self.b_time)
+        cond_embed = self.hook_cond_embed(cond @ self.W_cond + self.b_cond)
+        context = F.gelu(time_embed + cond_embed)
+        for block in self.blocks:
+            resid = block(resid, context)
+        skip = time_embed @ self.W_skip + self.b_skip  # [batch]
+        out = self.ln_final(resid) @ self.W_U + self.b_U + skip[:, None] * pixels
+        return self.hook_noise_pred(einops.rearrange(
+            out, "batch (channel height width) -> batch channel height width",
+            channel=cfg.n_channels, height=cfg.height, width=cfg.width,
+        ))
+
+
+class DDPM(nn.Module):
+    """The forward (noising) process as schedule buffers, plus the reverse samplers.
+
+    Buffers are float64 so that ``add_noise`` is exactly the closed form of Ho et al.
+    (2020, eq. 4) for float64 inputs; they are cast to the input's dtype when used.
+    """
+
+    def __init__(self, cfg: DiffusionConfig, denoiser: Denoiser | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.denoiser = denoiser if denoiser is not None else Denoiser(cfg)
+        betas = cosine_beta_schedule(cfg.n_steps) if cfg.schedule == "cosine" else linear_beta_schedule(cfg.n_steps)
+        # Buffers are computed in numpy float64: alpha_bar_t = prod_{s<=t} (1 - beta_s) multiplied
+        # left to right, and correctly rounded square roots, so that they are bit for bit the
+        # textbook formulas (torch.cumprod and torch.sqrt may differ in the last bit).
+        b = betas.numpy()
+        alpha_bar = np.array(list(itertools.accumulate(1.0 - b, operator.mul)))
+        alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
+        buffers = {
+            "betas": b,
+            "alphas_cumprod": alpha_bar,
+            "alphas_cumprod_prev": alpha_bar_prev,
+            "sqrt_alphas_cumprod": np.sqrt(alpha_bar),
+            "sqrt_one_minus_alphas_cumprod": np.sqrt(1.0 - alpha_bar),
+            "sqrt_recip_alphas_cumprod": np.sqrt(1.0 / alpha_bar),
+            "sqrt_recipm1_alphas_cumprod": np.sqrt(1.0 / alpha_bar - 1.0),
+            # Posterior q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eqs. 6-7).
+            "posterior_variance": b * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar),
+            "posterior_mean_coef1": b * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar),
+            "posterior_mean_coef2": (1.0 - alpha_bar_prev) * np.sqrt(1.0 - b) / (1.0 - alpha_bar),
+        }
+        for name, value in buffers.items():
+            self.register_buffer(name, torch.from_numpy(value.copy()), persistent=False)
+
+    def _check_images(self, x: Tensor) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.cfg.image_shape:
+            raise ValueError(f"expected images of shape [batch {' '.join(map(str, self.cfg.image_shape))}], got {list(x.shape)}; "
+                             f"resize the data or build the model with matching n_channels/height/width")
+
+    def _at(self, name: str, t: Tensor, x: Tensor) -> Tensor:
+        return extract(getattr(self, name), t, x.shape).to(x.dtype)
+
+    def add_noise(
+        self, x0: Float[Tensor, "batch channel height width"], t: Int[Tensor, "batch"], noise: Float[Tensor, "batch channel height width"]
+    ) -> Float[Tensor, "batch channel height width"]:
+        """``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`` (Ho et al. 2020, eq. 4)."""
+        self._check_images(x0)
+        return self._at("sqrt_alphas_cumprod", t, x0) * x0 + self._at("sqrt_one_minus_alphas_cumprod", t, x0) * noise
+
+    def loss(self, x0: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """L_simple (Ho et al. 2020, eq. 14) with the condition zeroed at rate ``p_uncond``
+        (Ho & Salimans 2022, Algorithm 1), so one network learns both eps(x, c) and eps(x)."""
+        batch = x0.shape[0]
+        t = torch.randint(0, self.cfg.n_steps, (batch,), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        keep = (torch.rand(batch, 1, generator=generator) >= self.cfg.p_uncond).to(cond.dtype)
+        return F.mse_loss(self.denoiser(self.add_noise(x0, t, noise), t, cond * keep), noise)
+
+    def predict_noise(self, x_t: Tensor, t: Tensor, cond: Tensor, guidance: float = 0.0) -> Tensor:
+        """Classifier-free guidance: ``eps_c + guidance * (eps_c - eps_u)`` (Ho & Salimans 2022, eq. 6);
+        ``guidance = 0`` is the plain conditional model."""
+        guidance = check_guidance(guidance)
+        if guidance == 0.0:
+            return self.denoiser(x_t, t, cond)
+        both = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, torch.zeros_like(cond)]))
+        eps_cond, eps_uncond = both.chunk(2)
+        return eps_cond + guidance * (eps_cond - eps_uncond)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        cond: Float[Tensor, "batch d_cond"],
+        sampler: Sampler = "ddpm",
+        guidance: float = 0.0,
+        seed: int = 0,
+        n_ddim_steps: int = 50,
+        clip_denoised: bool = True,
+    ) -> Float[Tensor, "batch channel height width"]:
+        """Images generated from pure noise, one per row of ``cond`` (zeros = unconditional).
+
+        - ``"ddpm"``: ancestral sampling (Ho et al. 2020, Algorithm 2): the posterior mean
+          given the predicted x_0, plus fresh noise of the posterior variance at every step;
+        - ``"ddpm_no_noise"``: the same means without the fresh noise;
+        - ``"ddim"``: deterministic DDIM (Song et al. 2021, eq. 12 with eta = 0) on
+          ``n_ddim_steps`` evenly spaced steps.
+
+        ``clip_denoised`` clips the predicted x_0 to the data range [-1, 1], as in Ho et
+        al.'s released code.
+        """
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+        guidance = check_guidance(guidance)
+        if cond.ndim != 2 or cond.shape[1] != self.cfg.d_cond:
+            raise ValueError(f"cond must be [batch {self.cfg.d_cond}], got {list(cond.shape)}")
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn((cond.shape[0], *self.cfg.image_shape), generator=generator)
+        if sampler == "ddim":
+            steps = torch.linspace(self.cfg.n_steps - 1, 0, min(n_ddim_steps, self.cfg.n_steps)).round().long().unique_consecutive()
+        else:
+            steps = torch.arange(self.cfg.n_steps - 1, -1, -1)
+        for i, step in enumerate(steps.tolist()):
+            t = torch.full((x.shape[0],), step, dtype=torch.long)
+            eps = self.predict_noise(x, t, cond, guidance)
+            x0 = self._at("sqrt_recip_alphas_cumprod", t, x) * x - self._at("sqrt_recipm1_alphas_cumprod", t, x) * eps
+            if clip_denoised:
+                x0 = x0.clamp(-1.0, 1.0)
+            if sampler == "ddim":
+                if i + 1 == len(steps):
+                    x = x0
+                    continue
+                t_next = torch.full_like(t, steps[i + 1])
+                # Recompute eps from the clipped x0 so that both DDIM terms agree.
+                eps = (self._at("sqrt_recip_alphas_cumprod", t, x) * x - x0) / self._at("sqrt_recipm1_alphas_cumprod", t, x)
+                x = self._at("sqrt_alphas_cumprod", t_next, x) * x0 + self._at("sqrt_one_minus_alphas_cumprod", t_next, x) * eps
+                continue
+            x = self._at("posterior_mean_coef1", t, x) * x0 + self._at("posterior_mean_coef2", t, x) * x
+            if sampler == "ddpm" and step > 0:
+                x = x + self._at("posterior_variance", t, x).sqrt() * torch.randn(x.shape, generator=generator)
+        return x
+
+
+def train_ddpm(
+    ddpm: DDPM,
+    images: Float[Tensor, "batch channel height width"],
+    cond: Float[Tensor, "batch d_cond"],
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    warmup: int = 100,
+    seed: int = 0,
+    progress: bool = False,
+    on_step: Callable[[int, "DDPM"], None] | None = None,
+) -> pd.DataFrame:
+    """Fit the denoiser with AdamW, linear warm-up then cosine decay, gradient clipping at 1.
+
+    Returns the loss per step as a DataFrame (``step``, ``loss``). ``on_step(step, ddpm)``
+    runs after each optimiser step (``step`` counts from 1), e.g. to keep a snapshot of
+    a briefly trained model. A minimal loop of its own because ``models/train.py`` had
+    not landed when this was written.
+    """
+    ddpm._check_images(images)
+    if cond.shape != (images.shape[0], ddpm.cfg.d_cond):
+        raise ValueError(f"cond must be [{images.shape[0]} {ddpm.cfg.d_cond}], got {list(cond.shape)}")
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(ddpm.parameters(), lr=lr, weight_decay=0.0)
+    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    losses = np.zeros(steps)
+    ddpm.train()
+    for step in tqdm(range(steps), desc="ddpm", disable=not progress, leave=False):
+        index = torch.randint(0, images.shape[0], (batch_size,), generator=generator)
+        loss = ddpm.loss(images[index], cond[index], generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ddpm.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses[step] = loss.item()
+        if on_step is not None:
+            ddpm.eval()
+            on_step(step + 1, ddpm)
+            ddpm.train()
+    ddpm.eval()
+    return pd.DataFrame({"step": np.arange(steps), "loss": losses})
