@@ -80,7 +80,7 @@ def _analogy_sections(report: Report, config: Config, W_E, vocab) -> None:
     per_question = measures.analogies(W_E, vocab, questions, config.methods)
     accuracy = analogy_accuracy(per_question)
     total = accuracy[accuracy["section"] == "total"].set_index("method")
-    scope = ("all" if config.questions_per_section is None else f"the first {config.questions_per_section} per section of")
+    scope = ("all of" if config.questions_per_section is None else f"the first {config.questions_per_section} per section of")
     lines = [f"Of {len(questions):,} questions ({scope} the {len(all_questions):,} in the Google set), "
              f"{int(single.sum()):,} ({_pct(single.mean())}) have all four words as single tokens and are scored; "
              "the others are skipped, as gensim skips out-of-vocabulary questions."]
@@ -146,7 +146,7 @@ def _seed_section(report: Report, config: Config, W_E, vocab, word_pieces) -> No
     summary, neighbours = measures.seed_examples(W_E, vocab, word_pieces, config.n_neighbours)
     lines = []
     for row in summary.itertuples():
-        pieces = "" if " " not in row.expected_pieces and " " not in row.input_pieces.replace(" | ", "|") else (
+        pieces = "" if " " not in row.expected_pieces and " " not in row.input_pieces.replace(" / ", "/") else (
             f" (WordPiece splits: inputs {row.input_pieces}; expected {row.expected_pieces}; a split word is the "
             "mean of its pieces' unit vectors)")
         lines.append(f"- **{row.query}**: nearest token *{row.top_answer}*; '{row.expected}' ranks "

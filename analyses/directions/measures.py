@@ -109,7 +109,7 @@ def seed_examples(W: Tensor, vocab: Sequence[str], word_pieces: Callable[[str], 
         near = nearest_words(W, vocab, query, n_neighbours, exclude=exclude).assign(query=label)
         summary.append({"query": label, "expected": expected,
                         "expected_pieces": " ".join(vocab[i] for i in ids[expected]),
-                        "input_pieces": " | ".join(" ".join(vocab[i] for i in ids[w]) for w in (a, b, c)),
+                        "input_pieces": " / ".join(" ".join(vocab[i] for i in ids[w]) for w in (a, b, c)),
                         "rank_of_expected": rank_of(W, query, vec[expected], exclude=exclude),
                         "top_answer": near["word"].iloc[0]})
         neighbours.append(near)
@@ -127,14 +127,14 @@ def family_points(W: Tensor, vocab: Sequence[str]) -> pd.DataFrame:
 
     Long format ``family, pair, role (first|second), word, x, y``.
     """
-    from interp.directions import word_indices
+    from interp.directions import Vocabulary, word_indices
 
-    unit = unit_rows(W.double())
+    lookup = Vocabulary(vocab, None)
     rows = []
     for family, pairs in FAMILIES.items():
-        direction = direction_from_pairs(W, vocab, pairs)
-        ids = word_indices(vocab, [w for pair in pairs for w in pair])
-        X = unit[ids]
+        direction = direction_from_pairs(W, lookup, pairs)
+        ids = torch.from_numpy(word_indices(lookup, [w for pair in pairs for w in pair]))
+        X = unit_rows(W[ids].double())
         x = X @ direction
         residual = X - x[:, None] * direction[None, :]
         residual = residual - residual.mean(dim=0)

@@ -25,6 +25,7 @@ Example::
     analogy_accuracy(per_question)    # one row per section plus "total"
 """
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -48,8 +49,12 @@ class Vocabulary:
         ok = self.words[: self.n_candidates]
         # reversed so that the first occurrence of a key wins, as in gensim
         self.index = {self.key(w): i for i, w in reversed(list(enumerate(ok)))}
-        # canonical[i]: index of the first word sharing word i's key; equal canonicals = same word
-        self.canonical = torch.tensor([self.index[self.key(w)] for w in ok], dtype=torch.long)
+
+    @functools.cached_property
+    def canonical(self) -> Tensor:
+        """canonical[i]: index of the first word sharing word i's key; equal canonicals = same word."""
+        ok = self.words[: self.n_candidates]
+        return torch.tensor([self.index[self.key(w)] for w in ok], dtype=torch.long)
 
     def key(self, word: str) -> str:
         return word.upper() if self.case_insensitive else word

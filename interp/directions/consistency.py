@@ -98,12 +98,12 @@ def direction_tests(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def direction_from_pairs(
-    W: Float[Tensor, "d_vocab d_model"], vocab: Sequence[str], pairs: Sequence[tuple[str, str]]
+    W: Float[Tensor, "d_vocab d_model"], vocab: Sequence[str] | Vocabulary, pairs: Sequence[tuple[str, str]]
 ) -> Float[Tensor, "d_model"]:
     """Unit vector along the mean difference ``u(w2) - u(w1)`` over the pairs."""
-    unit = unit_rows(W.double())
-    ids = word_indices(vocab, [w for pair in pairs for w in pair]).reshape(-1, 2)
-    mean = (unit[ids[:, 1]] - unit[ids[:, 0]]).mean(dim=0)
+    ids = torch.from_numpy(word_indices(vocab, [w for pair in pairs for w in pair]).reshape(-1, 2))
+    unit = unit_rows(W[ids].double())  # (pair, 2, d_model)
+    mean = (unit[:, 1] - unit[:, 0]).mean(dim=0)
     return mean / mean.norm()
 
 
@@ -117,6 +117,6 @@ def project_onto_direction(
     if not isinstance(direction, Tensor):
         direction = direction_from_pairs(W, vocab, direction)
     direction = direction.double() / direction.double().norm()
-    unit = unit_rows(W.double())[torch.from_numpy(word_indices(vocab, words))]
+    unit = unit_rows(W[torch.from_numpy(word_indices(vocab, words))].double())
     projection = einsum(unit, direction, "word d_model, d_model -> word")
     return pd.DataFrame({"word": list(words), "projection": projection.numpy()})
