@@ -207,4 +207,6 @@ def capacity(d: int, eps: float, *, seed: int = 0, steps: int = 500, n_max: int 
     while high - low > 1 and high <= n_max:
         middle = (low + high) // 2
         low, high = (middle, high) if fits(middle) else (low, middle)
-    return {"d": d, "eps": eps, "optimised": low, "random": random_capacity(d, eps, seed=seed), "bound": allowed}
+    # The random baseline is noisy (one unlucky pair ends it), so take the median of 5 draws.
+    random = sorted(random_capacity(d, eps, seed=seed * 5 + k) for k in range(5))[2]
+    return {"d": d, "eps": eps, "optimised": low, "random": random, "bound": allowed}

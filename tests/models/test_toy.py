@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from models.toy import ToyConfig, ToyModel, evaluate_loss, generate_batch, train_toy
+
+
+def test_forward_matches_the_paper_formula_per_instance():
+    torch.manual_seed(0)
+    model = ToyModel(ToyConfig(n_features=5, n_hidden=2, n_instances=3))
+    x = torch.rand(4, 3, 5)
+    out = model(x)
+    for k in range(3):
+        W, b = model.W[k], model.b[k]  # [hidden features], [features]
+        torch.testing.assert_close(out[:, k], torch.relu(x[:, k] @ W.T @ W + b))
+    linear = ToyModel(ToyConfig(5, 2, 3, relu=False))
+    torch.testing.assert_close(linear(x)[:, 0], x[:, 0] @ linear.W[0].T @ linear.W[0] + linear.b[0])
+
+
+def test_hooks_and_cache():
+    model = ToyModel(ToyConfig(6, 2, 4))
+    _, cache = model.run_with_cache(torch.rand(8, 4, 6))
+    assert list(cache.keys()) == ["hook_hidden", "hook_out"]
+    assert cache["hook_hidden"].shape == (8, 4, 2)
+
+
+def test_batch_sparsity_and_range():
+    probability = torch.tensor([[1.0] * 3, [0.1] * 3])
+    x = generate_batch(probability, 20_000, torch.Generator().manual_seed(0))
+    assert x.shape == (20_000, 2, 3) and x.min() >= 0 and x.max() <= 1
+    assert (x[:, 0] > 0).float().mean() == pytest.approx(1.0, abs=1e-3)
+    assert (x[:, 1] > 0).float().mean() == pytest.approx(0.1, abs=0.01)
+
+
+def test_five_in_two_dense_keeps_two_sparse_keeps_all():
+    # Paper, "Demonstrating Superposition": with no sparsity the ReLU model behaves like PCA
+    # (the two most important features, orthogonal, the rest dropped); at S = 0.99 it
+    # stores all five in superposition. One instance each, trained together.
+    model = train_toy(5, 2, [1.0, 0.01], importance=0.9 ** torch.arange(5.0), n_instances=2, steps=1200, lr=3e-2)
+    norms = model.W.detach().norm(dim=1)
+    assert (norms[0, :2] > 0.9).all() and (norms[0, 2:] < 0.2).all(), norms
+    assert (norms[1] > 0.5).all(), norms
+    assert evaluate_loss(model).shape == (2,)
+
+
+def test_same_seed_same_weights():
+    a = train_toy(4, 2, 0.3, steps=20, seed=5)
+    b = train_toy(4, 2, 0.3, steps=20, seed=5)
+    torch.testing.assert_close(a.W, b.W)
+
+
+@pytest.mark.parametrize("probability", [0.0, -0.1, 1.5])
+def test_sparsity_outside_range_is_refused(probability):
+    with pytest.raises(ValueError, match="sparsity"):
+        train_toy(3, 2, probability, steps=1)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError):
+        ToyConfig(0, 2)
+    with pytest.raises(ValueError):
+        train_toy(3, 2, [0.5, 0.5], n_instances=3, steps=1)
