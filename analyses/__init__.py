@@ -21,6 +21,8 @@ ANALYSES: dict[str, str] = {
     "digits": "analyses.digits",
     "backprop": "analyses.backprop",
     "diffusion": "analyses.diffusion",
+    "jl": "analyses.jl",
+    "superposition": "analyses.superposition",
 }
 
 
