@@ -16,6 +16,7 @@ from types import ModuleType
 # name -> module; the order is the order of ``interp run all`` and of the index page.
 ANALYSES: dict[str, str] = {
     "params": "analyses.params",
+    "facts": "analyses.facts",
     "directions": "analyses.directions",
     "context": "analyses.context",
     "digits": "analyses.digits",
