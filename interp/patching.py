@@ -136,15 +136,29 @@ def activation_patching(
     donor, receiver = (clean_tokens, corrupted_tokens) if direction == "denoise" else (corrupted_tokens, clean_tokens)
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     names = [hook_name(activation, layer) for layer in layers]
+    batch = receiver.shape[0]
+    # donor and receiver in one forward: the donor activations, plus the receiver's to
+    # find sites where both agree exactly (a no-op patch: its value is the unpatched run)
+    both = torch.cat([donor, receiver])
+    wanted = set(names) | ({output_hook} if output_hook else set())
     with torch.no_grad():
-        _, cache = model.run_with_cache(donor, names_filter=lambda name: name in names, **forward_kwargs)
-    donor_acts = {layer: cache[name] for layer, name in zip(layers, names)}
+        out, cache = model.run_with_cache(both, names_filter=lambda name: name in wanted,
+                                          **_repeat_kwargs(forward_kwargs, batch, 2))
+    baseline = check_metric_value(metric((cache[output_hook] if output_hook else out)[batch:]), batch, per_example)
+    donor_acts = {layer: cache[name][:batch] for layer, name in zip(layers, names)}
     n_pos = receiver.shape[1]
     n_heads = donor_acts[layers[0]].shape[2] if activation == "z" else 1
     # one site per (layer, pos, head), in the row-major order of the result
     grid = torch.cartesian_prod(torch.tensor(layers), torch.arange(n_pos), torch.arange(n_heads)).reshape(-1, 3)
-    values = _patch_sites(model, receiver, donor_acts, grid, metric, activation, per_example, max_rows,
-                          output_hook, forward_kwargs)
+    same = torch.tensor([
+        torch.equal(cache[names[layers.index(int(layer))]][:batch, pos, head if activation == "z" else slice(None)],
+                    cache[names[layers.index(int(layer))]][batch:, pos, head if activation == "z" else slice(None)])
+        for layer, pos, head in grid.tolist()
+    ])
+    values = baseline.float().expand(len(grid), *baseline.shape).clone()
+    if (~same).any():
+        values[~same] = _patch_sites(model, receiver, donor_acts, grid[~same], metric, activation, per_example,
+                                     max_rows, output_hook, forward_kwargs)
     shape = (len(layers), n_pos) + ((n_heads,) if activation == "z" else ()) + ((receiver.shape[0],) if per_example else ())
     return values.reshape(shape)
 

@@ -1,0 +1,28 @@
+import json
+from dataclasses import replace
+
+import pytest
+
+from analyses.facts import Config, run
+
+
+def test_quick_preset_writes_a_complete_report(tmp_path):
+    config = replace(Config.quick(), n_trace_facts=2, samples=2, n_edits=2, n_patch_pairs=2)
+    report = run(config)
+    folder = report.save(tmp_path)
+    for name in ("report.md", "report.html", "results.json", "edits.csv", "and_neurons.csv",
+                 "figures/trace_heatmaps.png", "figures/trace_groups.png", "figures/patching.png",
+                 "figures/and_gates.png", "figures/ablation.png", "figures/edits.png"):
+        assert (folder / name).is_file(), f"missing {name}"
+    results = json.loads((folder / "results.json").read_text())
+    text = json.dumps(results)
+    for key in ("recall_train", "trace_mlp_last_subject_peak_layer", "edit_efficacy", "verdict_checks_passed"):
+        assert key in text, f"headline {key} missing"
+    markdown = (folder / "report.md").read_text()
+    assert "the seed's picture" in markdown
+
+
+@pytest.mark.parametrize("field, value", [("samples", 0), ("relation", "colour"), ("noise_scale", 0.0)])
+def test_bad_config_says_what_to_change(field, value):
+    with pytest.raises(ValueError, match=field):
+        replace(Config(), **{field: value})
