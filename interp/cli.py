@@ -111,6 +111,32 @@ def params(
     typer.echo(table.to_string(index=False, formatters={"parameters": "{:,}".format, "share": "{:.2%}".format}))
 
 
+@app.command("chat")
+def chat(
+    subject: str = typer.Argument("facts", help="Zoo subject to talk to (a word-level language model)."),
+    quick: bool = typer.Option(False, "--quick", help="The subject's small variant."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = always the most likely word."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Complete prompts by repeatedly predicting and sampling the next word (empty line quits)."""
+    from models import zoo
+    from models.facts_subject import complete
+
+    model = zoo.load(subject, quick=quick, seed=seed)
+    typer.echo(f"{subject}: type the start of a sentence, e.g. 'question : which sport does <first> <last> play ? answer :'")
+    while True:
+        try:
+            prompt = input("> ").strip()
+        except EOFError:
+            break
+        if not prompt:
+            break
+        try:
+            typer.echo(f"{prompt} {complete(model, prompt, temperature=temperature, seed=seed)}")
+        except ValueError as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+
+
 def main() -> None:  # console-script entry point
     app(prog_name="interp")
 
