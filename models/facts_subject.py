@@ -146,3 +146,22 @@ def facts(quick: bool, seed: int):
         build=lambda: build_facts_model(config),
         train=lambda model, checkpoint_dir: train_facts_model(model, config, checkpoint_dir),
     )
+
+
+def complete(model: Transformer, prompt: str, max_new_tokens: int = 8, temperature: float = 0.0,
+             seed: int | None = 0) -> str:
+    """Complete ``prompt`` word by word (predict, sample, append) until a full stop.
+
+    >>> complete(model, "question : which sport does michael jordan play ? answer :")  # doctest: +SKIP
+    'basketball .'
+    """
+    from models.transformer import generate
+
+    tokens = model.to_tokens(prompt)
+    n_prompt = tokens.shape[1]
+    room = model.cfg.n_ctx - n_prompt
+    if room <= 0:
+        raise ValueError(f"the prompt has {n_prompt - 1} words; this model reads at most {model.cfg.n_ctx - 1}")
+    out = generate(model, tokens, max_new_tokens=min(max_new_tokens, room), temperature=temperature, seed=seed)
+    words = model.tokenizer.to_str_tokens(out[0, n_prompt:], prepend_bos=False)
+    return " ".join(words[: words.index(".") + 1] if "." in words else words)
