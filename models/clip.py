@@ -20,13 +20,11 @@ import math
 from dataclasses import dataclass
 
 import einops
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
@@ -182,29 +180,29 @@ def train_clip(
     seed: int = 0,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Fit both encoders with AdamW and cosine decay; returns the loss per step.
+    """Fit both encoders with ``models.train`` (AdamW, cosine decay to zero, clipping at 1,
+    no weight decay); returns the per-step history (``step``, ``loss``, ...).
 
-    A minimal loop of its own because ``models/train.py`` had not landed when this was written.
+    Batches are drawn from a generator seeded by ``(seed, step)``.
     """
+    from models.train import TrainConfig, train
+
     if len(captions) != images.shape[0]:
         raise ValueError(f"need one caption per image, got {len(captions)} captions for {images.shape[0]} images")
     if steps < 1 or batch_size < 2:
         raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {steps} and {batch_size}")
     tokens = encode_captions(captions)
     _, caption_ids = torch.unique(tokens, dim=0, return_inverse=True)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
-    losses = np.zeros(steps)
-    model.train()
-    for step in tqdm(range(steps), desc="clip", disable=not progress, leave=False):
-        index = torch.randint(0, images.shape[0], (batch_size,), generator=generator)
-        loss = contrastive_loss(model(images[index], tokens[index]), caption_ids[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses[step] = loss.item()
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.0, min_lr_ratio=0.0, grad_clip=1.0, seed=seed)
+
+    def batches(step: int) -> tuple[Tensor, Tensor, Tensor]:
+        index = torch.randint(0, images.shape[0], (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
+        return images[index], tokens[index], caption_ids[index]
+
+    def loss_fn(clip: Clip, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        batch_images, batch_tokens, batch_ids = batch
+        return contrastive_loss(clip(batch_images, batch_tokens), batch_ids)
+
+    result = train(model, batches, loss_fn, cfg, progress=progress, desc="clip")
     model.eval()
-    return pd.DataFrame({"step": np.arange(steps), "loss": losses})
+    return pd.DataFrame(result.history)

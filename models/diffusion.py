@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
@@ -282,14 +281,23 @@ class DDPM(nn.Module):
         self._check_images(x0)
         return self._at("sqrt_alphas_cumprod", t, x0) * x0 + self._at("sqrt_one_minus_alphas_cumprod", t, x0) * noise
 
-    def loss(self, x0: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """L_simple (Ho et al. 2020, eq. 14) with the condition zeroed at rate ``p_uncond``
-        (Ho & Salimans 2022, Algorithm 1), so one network learns both eps(x, c) and eps(x)."""
-        batch = x0.shape[0]
+    def draw_noise(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Random time steps [batch], noise [batch channel height width] and a 0/1 mask
+        [batch 1] that keeps each condition with probability ``1 - p_uncond``."""
         t = torch.randint(0, self.cfg.n_steps, (batch,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        keep = (torch.rand(batch, 1, generator=generator) >= self.cfg.p_uncond).to(cond.dtype)
-        return F.mse_loss(self.denoiser(self.add_noise(x0, t, noise), t, cond * keep), noise)
+        noise = torch.randn((batch, *self.cfg.image_shape), generator=generator)
+        keep = (torch.rand(batch, 1, generator=generator) >= self.cfg.p_uncond).float()
+        return t, noise, keep
+
+    def noise_prediction_loss(self, x0: Tensor, cond: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """L_simple (Ho et al. 2020, eq. 14): ``|eps - eps_theta(x_t, t, cond)|^2``."""
+        return F.mse_loss(self.denoiser(self.add_noise(x0, t, noise), t, cond), noise)
+
+    def loss(self, x0: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """L_simple with the condition zeroed at rate ``p_uncond`` (Ho & Salimans 2022,
+        Algorithm 1), so one network learns both eps(x, c) and eps(x)."""
+        t, noise, keep = self.draw_noise(x0.shape[0], generator)
+        return self.noise_prediction_loss(x0, cond * keep.to(cond.dtype), t, noise)
 
     def predict_noise(self, x_t: Tensor, t: Tensor, cond: Tensor, guidance: float = 0.0) -> Tensor:
         """Classifier-free guidance: ``eps_c + guidance * (eps_c - eps_u)`` (Ho & Salimans 2022, eq. 6);
@@ -364,38 +372,37 @@ def train_ddpm(
     warmup: int = 100,
     seed: int = 0,
     progress: bool = False,
-    on_step: Callable[[int, "DDPM"], None] | None = None,
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int | None = None,
 ) -> pd.DataFrame:
-    """Fit the denoiser with AdamW, linear warm-up then cosine decay, gradient clipping at 1.
+    """Fit the denoiser with ``models.train`` (AdamW, linear warm-up then cosine decay to
+    zero, gradient clipping at 1, no weight decay); returns the per-step history
+    (``step``, ``loss``, ``lr``, ``grad_norm``).
 
-    Returns the loss per step as a DataFrame (``step``, ``loss``). ``on_step(step, ddpm)``
-    runs after each optimiser step (``step`` counts from 1), e.g. to keep a snapshot of
-    a briefly trained model. A minimal loop of its own because ``models/train.py`` had
-    not landed when this was written.
+    Each batch (images, time steps, noise, which conditions to drop) is drawn from a
+    generator seeded by ``(seed, step)``, so a run is a pure function of its arguments.
+    ``eval_fn(ddpm)`` runs every ``eval_every`` steps and at the end, e.g. to keep a
+    snapshot of a briefly trained model.
     """
+    from models.train import TrainConfig, train
+
     ddpm._check_images(images)
     if cond.shape != (images.shape[0], ddpm.cfg.d_cond):
         raise ValueError(f"cond must be [{images.shape[0]} {ddpm.cfg.d_cond}], got {list(cond.shape)}")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(ddpm.parameters(), lr=lr, weight_decay=0.0)
-    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    losses = np.zeros(steps)
-    ddpm.train()
-    for step in tqdm(range(steps), desc="ddpm", disable=not progress, leave=False):
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.0, warmup_steps=min(warmup, steps),
+                      min_lr_ratio=0.0, grad_clip=1.0, eval_every=eval_every, seed=seed)
+
+    def batches(step: int) -> tuple[Tensor, ...]:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
         index = torch.randint(0, images.shape[0], (batch_size,), generator=generator)
-        loss = ddpm.loss(images[index], cond[index], generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ddpm.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses[step] = loss.item()
-        if on_step is not None:
-            ddpm.eval()
-            on_step(step + 1, ddpm)
-            ddpm.train()
+        t, noise, keep = ddpm.draw_noise(batch_size, generator)
+        return images[index], cond[index] * keep, t, noise
+
+    def loss_fn(model: DDPM, batch: tuple[Tensor, ...]) -> Tensor:
+        return model.noise_prediction_loss(*batch)
+
+    result = train(ddpm, batches, loss_fn, cfg, eval_fn=eval_fn, progress=progress, desc="ddpm")
     ddpm.eval()
-    return pd.DataFrame({"step": np.arange(steps), "loss": losses})
+    return pd.DataFrame(result.history)

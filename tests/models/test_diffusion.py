@@ -187,9 +187,9 @@ def test_training_is_seeded_and_reduces_the_loss():
     runs = []
     for _ in range(2):
         ddpm = DDPM(DiffusionConfig(**TINY))
-        runs.append((train_ddpm(ddpm, images, cond, steps=60, batch_size=32, lr=3e-3, warmup=5, seed=4), ddpm))
+        runs.append((train_ddpm(ddpm, images, cond, steps=30, batch_size=16, lr=3e-3, warmup=5, seed=4), ddpm))
     (loss_a, model_a), (loss_b, model_b) = runs
     assert loss_a["loss"].tolist() == loss_b["loss"].tolist(), "same seed must give the same run"
     for (name, p), q in zip(model_a.named_parameters(), model_b.parameters()):
         assert torch.equal(p, q), name
-    assert loss_a["loss"].tail(10).mean() < 0.8 * loss_a["loss"].head(5).mean()
+    assert loss_a["loss"].tail(5).mean() < 0.8 * loss_a["loss"].head(5).mean()
