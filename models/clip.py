@@ -29,7 +29,8 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from models.data.shapes import N_CTX, VOCAB, encode_captions
-from models.diffusion import MLP, LayerNorm
+from models.denoiser import MLP, LayerNorm
+from models.train import TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,6 @@ def train_clip(
 
     Batches are drawn from a generator seeded by ``(seed, step)``.
     """
-    from models.train import TrainConfig, train
-
     if len(captions) != images.shape[0]:
         raise ValueError(f"need one caption per image, got {len(captions)} captions for {images.shape[0]} images")
     if steps < 1 or batch_size < 2:
