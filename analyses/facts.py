@@ -145,9 +145,9 @@ def _tracing_section(report, model, corpus, config) -> dict:
         f"**What the numbers say.** The clean run gives the right answer probability {clean:.3f} on average and the "
         f"corrupted run {corrupted:.3f}. Restoring the MLP output at the **last subject token** helps most at layer "
         f"**{int(peak.layer)}** (mean indirect effect {peak['mean']:.3f}, 95% CI {peak.ci_low:.3f} to "
-        f"{peak.ci_high:.3f}); restoring attention there helps at most {attn_subject:.3f}. At the **last token**, "
-        f"attention output at layer {int(attn_peak.layer)} carries {attn_peak['mean']:.3f}: the late site that "
-        f"moves the looked-up attribute to where it is predicted. The hidden state at the last subject token "
+        f"{peak.ci_high:.3f}); the best attention restoration there gives {attn_subject:.3f}. At the **last token**, "
+        f"restoring the attention output at layer {int(attn_peak.layer)} gives {attn_peak['mean']:.3f} and the "
+        f"MLP output up to {mean_ie('mlp', 'last token')['mean'].max():.3f}. The hidden state at the last subject token "
         f"carries up to {resid_last['mean'].max():.3f} (layer {int(resid_last.loc[resid_last['mean'].idxmax()].layer)})."))
     section.figure(plot_trace_heatmaps(heat, word_labels), "trace_heatmaps",
                    f"Mean indirect effect of restoring each state (layer x token) over {aligned.fact.nunique()} facts "
@@ -164,7 +164,9 @@ def _tracing_section(report, model, corpus, config) -> dict:
     report.headline("trace_attn_last_token_max_ie", float(attn_peak["mean"]), "largest attention indirect effect at the last token")
     return {"mlp_peak_layer": int(peak.layer), "mlp_peak_ie": float(peak["mean"]), "mlp_peak_ci": (float(peak.ci_low), float(peak.ci_high)),
             "attn_subject_ie": float(attn_subject), "attn_last_ie": float(attn_peak["mean"]),
-            "attn_last_layer": int(attn_peak.layer), "gap": clean - corrupted}
+            "attn_last_layer": int(attn_peak.layer), "gap": clean - corrupted,
+            "mlp_last_token_ie": float(mean_ie("mlp", "last token")["mean"].max()),
+            "mlp_last_token_layer": int(mean_ie("mlp", "last token").set_index("layer")["mean"].idxmax())}
 
 
 def _template_labels(template) -> list[str]:
@@ -234,7 +236,8 @@ def _neuron_section(report, model, config) -> dict:
         f"first among the {config.relation} values. Ablating a person's top {config.top_k} AND neurons lowers the "
         f"probability of that fact by {drops['this fact']:.3f} on average, the same person's other facts by "
         f"{drops.get('same person, other relations', float('nan')):.3f}, and other people's {config.relation} facts "
-        f"by {drops['other people, same relation']:.3f}: **{ratio:.0f} times** more for the fact itself."))
+        f"by {drops['other people, same relation']:.3f}: the fact itself drops **{ratio:.2f} times** as much as "
+        f"other people's."))
     section.figure(plot_and_gates(top1), "and_gates",
                    "Activation of each person's top AND neuron for the true pair and for pairs sharing one name.")
     section.figure(plot_ablation(ablation), "ablation",
@@ -293,7 +296,10 @@ def _editing_section(report, model, config, layer) -> dict:
 
 
 def _verdict_section(report, recall, trace, neurons, edit) -> None:
-    mlp_dominates = trace["mlp_peak_ie"] > 2 * max(trace["attn_subject_ie"], 1e-9)
+    # localised at the subject: the MLP effect there is significant (95% CI above 0), at least a
+    # quarter of what the noise destroys (clean - corrupted), and twice attention's there
+    mlp_dominates = (trace["mlp_peak_ci"][0] > 0 and trace["mlp_peak_ie"] >= 0.25 * trace["gap"]
+                     and trace["mlp_peak_ie"] > 2 * max(trace["attn_subject_ie"], 0.0))
     and_gates = neurons["and_score"] > 2 * max(abs(neurons["typical"]), 0.05) and neurons["promotes"] >= 0.5
     selective = neurons["ratio"] >= 5
     editable = edit["efficacy"] >= 0.9 and edit["specificity"] >= 0.95
@@ -302,14 +308,16 @@ def _verdict_section(report, recall, trace, neurons, edit) -> None:
     lines = [
         f"- **Facts live in MLPs at the subject** — {'yes' if mlp_dominates else 'no'}: restoring the layer-"
         f"{trace['mlp_peak_layer']} MLP output at the last subject token gives an indirect effect of "
-        f"{trace['mlp_peak_ie']:.3f} against {trace['attn_subject_ie']:.3f} for attention there (attention matters "
-        f"later, at the last token: {trace['attn_last_ie']:.3f} at layer {trace['attn_last_layer']}).",
+        f"{trace['mlp_peak_ie']:.3f} (95% CI {trace['mlp_peak_ci'][0]:.3f} to {trace['mlp_peak_ci'][1]:.3f}; the "
+        f"noise costs {trace['gap']:.3f}) against {trace['attn_subject_ie']:.3f} for attention there, while restoring attention at the last token "
+        f"gives {trace['attn_last_ie']:.3f} (layer {trace['attn_last_layer']}) and restoring the MLP output at "
+        f"the last token {trace['mlp_last_token_ie']:.3f} (layer {trace['mlp_last_token_layer']}).",
         f"- **Neurons act as AND gates on the two names** — {'yes' if and_gates else 'no'}: each person's top "
         f"neuron scores {neurons['and_score']:.2f} (median neuron {neurons['typical']:.2f}) and for "
         f"{neurons['promotes']:.0%} of people its output direction ranks their attribute first.",
         f"- **Those neurons hold that fact** — {'yes' if selective else 'no'}: ablating them drops the fact's "
         f"probability by {neurons['drop_this']:.3f} against {neurons['drop_other']:.3f} for other people "
-        f"({neurons['ratio']:.0f}x).",
+        f"({neurons['ratio']:.2f} times as much).",
         f"- **A rank-one MLP edit rewrites the fact** — {'yes' if editable else 'no'}: efficacy "
         f"{edit['efficacy']:.0%}, paraphrases {edit['paraphrase']:.0%}, specificity {edit['specificity']:.0%} over "
         f"{edit['n']} edits.",
