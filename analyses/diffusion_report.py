@@ -121,8 +121,8 @@ def collapse_section(report, config, s, samples) -> None:
     ddim_share = get("digits | class", "ddim", "diversity") / get("digits | class", "ddpm", "diversity")
     explanation = (
         "Without the noise each step only moves toward the network's estimate of the mean image given x_t, which "
-        "forgets the starting point, so different starts end at nearly the same average, the blurry image beside the "
-        "real class mean in the figure. " if ratio <= 0.25 else
+        "forgets the starting point, so different starts end at nearly the same image, close to the real class mean "
+        "(the right-hand column of the figure). " if ratio <= 0.25 else
         f"At these sizes the no-noise sampler keeps {ratio:.2f} of the diversity, more than a quarter: no clear collapse. ")
     explanation += (f"DDIM, deterministic too, keeps {ddim_share:.2f} of the stochastic sampler's diversity, because its update "
                     "carries the predicted noise forward instead of dropping it (Song et al. 2021, eq. 12).")
