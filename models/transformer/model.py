@@ -89,19 +89,30 @@ class Transformer(HookedRootModule):
         return_type: Optional[Literal["logits", "loss", "both"]] = "logits",
         loss_per_token: bool = False,
         stop_at_layer: Optional[int] = None,
+        start_at_layer: Optional[int] = None,
     ) -> Any:
         """Logits [batch pos d_vocab], next-token loss, both as a tuple, or None.
 
         With ``stop_at_layer=L`` the residual stream entering block ``L``
         [batch pos d_model] is returned instead (TransformerLens's convention).
+        With ``start_at_layer=L``, ``input`` is that residual stream [batch pos d_model]
+        and only blocks ``L`` onwards run (their hooks fire, the embedding hooks do not):
+        ``model(model(tokens, stop_at_layer=L), start_at_layer=L) == model(tokens)``.
         """
         if return_type not in ("logits", "loss", "both", None):
             raise ValueError(f"return_type={return_type!r}; use 'logits', 'loss', 'both' or None.")
-        tokens = self._as_tokens(input)
-        residual = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
-        if stop_at_layer is not None and not -self.cfg.n_layers <= stop_at_layer <= self.cfg.n_layers:
-            raise ValueError(f"stop_at_layer={stop_at_layer} is outside [-{self.cfg.n_layers}, {self.cfg.n_layers}].")
-        for block in self.blocks[:stop_at_layer]:
+        for name, layer in (("stop_at_layer", stop_at_layer), ("start_at_layer", start_at_layer)):
+            if layer is not None and not -self.cfg.n_layers <= layer <= self.cfg.n_layers:
+                raise ValueError(f"{name}={layer} is outside [-{self.cfg.n_layers}, {self.cfg.n_layers}].")
+        if start_at_layer is None:
+            tokens = self._as_tokens(input)
+            residual = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+        else:
+            residual = self._as_residual(input)
+            if return_type in ("loss", "both"):
+                raise ValueError("start_at_layer takes a residual stream, not tokens, so there is no next-token "
+                                 "loss; use return_type='logits' and compute the loss from the logits.")
+        for block in self.blocks[start_at_layer:stop_at_layer]:
             residual = block(residual)
         if stop_at_layer is not None:
             return residual
@@ -114,6 +125,16 @@ class Transformer(HookedRootModule):
             return None
         loss = next_token_loss(logits, tokens, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
+
+    def _as_residual(self, input: Any) -> Float[Tensor, "batch pos d_model"]:
+        if not isinstance(input, Tensor) or input.ndim != 3 or input.shape[-1] != self.cfg.d_model \
+                or not input.is_floating_point():
+            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"with start_at_layer the input must be the residual stream [batch pos d_model="
+                             f"{self.cfg.d_model}] (floating point), got {shape}.")
+        if input.shape[1] > self.cfg.n_ctx:
+            raise ValueError(f"residual stream of {input.shape[1]} positions is longer than n_ctx={self.cfg.n_ctx}.")
+        return input
 
     def _as_tokens(self, input: TokensLike) -> Int[Tensor, "batch pos"]:
         if isinstance(input, (str, list)):

@@ -82,6 +82,24 @@ def test_stop_at_layer_returns_resid_pre(model, tokens):
     torch.testing.assert_close(model(tokens, stop_at_layer=1), cache["blocks.1.hook_resid_pre"])
 
 
+@pytest.mark.parametrize("layer", [0, 1])
+def test_start_at_layer_resumes_from_resid_pre(model, tokens, layer):
+    logits, cache = model.run_with_cache(tokens)
+    resumed, resumed_cache = model.run_with_cache(cache[f"blocks.{layer}.hook_resid_pre"], start_at_layer=layer)
+    torch.testing.assert_close(resumed, logits)
+    assert "hook_embed" not in resumed_cache and f"blocks.{layer}.hook_resid_pre" in resumed_cache
+    assert all(f"blocks.{earlier}." not in name for earlier in range(layer) for name in resumed_cache.keys())
+    torch.testing.assert_close(model(model(tokens, stop_at_layer=1), start_at_layer=1, stop_at_layer=2),
+                               cache["blocks.1.hook_resid_post"])
+
+
+def test_start_at_layer_rejects_tokens_and_loss(model, tokens):
+    with pytest.raises(ValueError, match="residual stream"):
+        model(tokens, start_at_layer=1)
+    with pytest.raises(ValueError, match="loss"):
+        model(model(tokens, stop_at_layer=1), start_at_layer=1, return_type="loss")
+
+
 def test_loss_is_next_token_cross_entropy(model, tokens):
     logits, loss = model(tokens, return_type="both")
     expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 23), tokens[:, 1:].reshape(-1))
