@@ -83,11 +83,13 @@ def _per_instance_features(value, n_instances: int, n_features: int, name: str) 
 def generate_batch(
     feature_probability: Float[Tensor, "instances features"], batch_size: int, generator: torch.Generator
 ) -> Float[Tensor, "batch instances features"]:
-    """Synthetic inputs: each feature is present with its probability, then uniform in [0, 1]."""
-    shape = (batch_size, *feature_probability.shape)
-    values = torch.rand(shape, generator=generator)
-    present = torch.rand(shape, generator=generator) < feature_probability
-    return torch.where(present, values, torch.zeros(()))
+    """Synthetic inputs: each feature is present with its probability, then uniform in [0, 1].
+
+    One uniform draw u per entry does both jobs: the feature is present when u < p, and
+    then u / p is itself uniform on [0, 1) (half the random numbers of two draws).
+    """
+    u = torch.rand((batch_size, *feature_probability.shape), generator=generator)
+    return torch.where(u < feature_probability, u / feature_probability, torch.zeros(()))
 
 
 def train_toy(
