@@ -29,6 +29,8 @@ metric read a hidden state, e.g. of an encoder that has no logits).
 """
 
 import contextlib
+import inspect
+import weakref
 from typing import Any, Callable, Optional
 
 import einops
@@ -140,7 +142,8 @@ def activation_patching(
     # donor and receiver in one forward: the donor activations, plus the receiver's to
     # find sites where both agree exactly (a no-op patch: its value is the unpatched run)
     both = torch.cat([donor, receiver])
-    wanted = set(names) | ({output_hook} if output_hook else set())
+    resid_names = {hook_name("resid_pre", layer): layer for layer in layers}  # where a resumed forward starts
+    wanted = set(names) | set(resid_names) | ({output_hook} if output_hook else set())
     with torch.no_grad():
         out, cache = model.run_with_cache(both, names_filter=lambda name: name in wanted,
                                           **_repeat_kwargs(forward_kwargs, batch, 2))
@@ -150,38 +153,99 @@ def activation_patching(
     n_heads = donor_acts[layers[0]].shape[2] if activation == "z" else 1
     # one site per (layer, pos, head), in the row-major order of the result
     grid = torch.cartesian_prod(torch.tensor(layers), torch.arange(n_pos), torch.arange(n_heads)).reshape(-1, 3)
-    same = torch.tensor([
-        torch.equal(cache[names[layers.index(int(layer))]][:batch, pos, head if activation == "z" else slice(None)],
-                    cache[names[layers.index(int(layer))]][batch:, pos, head if activation == "z" else slice(None)])
-        for layer, pos, head in grid.tolist()
+    # [layer pos (head)]: True where donor and receiver agree for the whole batch
+    agree = torch.stack([
+        (cache[name][:batch] == cache[name][batch:]).flatten(3 if activation == "z" else 2).all(-1).all(0)
+        for name in names
     ])
+    same = agree.reshape(-1) if activation == "z" else agree.repeat_interleave(n_heads, -1).reshape(-1)
+    receiver_resid = {layer: cache[name][batch:] for name, layer in resid_names.items()}
     values = baseline.float().expand(len(grid), *baseline.shape).clone()
     if (~same).any():
         values[~same] = _patch_sites(model, receiver, donor_acts, grid[~same], metric, activation, per_example,
-                                     max_rows, output_hook, forward_kwargs)
+                                     max_rows, output_hook, forward_kwargs, receiver_resid,
+                                     None if output_hook else out[batch:])
     shape = (len(layers), n_pos) + ((n_heads,) if activation == "z" else ()) + ((receiver.shape[0],) if per_example else ())
     return values.reshape(shape)
 
 
 def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
-                 forward_kwargs):
+                 forward_kwargs, receiver_resid=None, receiver_out=None):
+    """Sites grouped by layer; each batched forward patches sites of one layer only.
+
+    Patching layer ``L`` leaves every earlier layer as in the receiver's own run, so when
+    the model's forward takes ``start_at_layer`` (ours, TransformerLens's) the forward
+    starts at block ``L`` from the receiver's residual stream entering it
+    (``receiver_resid[L]``, computed here if not given) instead of from the tokens.
+    """
     batch = receiver.shape[0]
     per_head = activation == "z"
     sites_per_forward = max(1, max_rows // batch)
-    results = []
+    layers = sorted(set(sites[:, 0].tolist()))
+    resume = output_hook is None and not forward_kwargs and _accepts_start_at_layer(model)
+    if resume:
+        if receiver_resid is None:
+            receiver_resid = receiver_residual(model, receiver, layers)
+        checked = _RESUMES_EXACTLY.setdefault(model, {})
+        if any(layer not in checked for layer in layers):
+            unchecked = [layer for layer in layers if layer not in checked]
+            ok = _resumes_exactly(model, receiver, receiver_resid, unchecked, receiver_out)
+            checked.update({layer: ok for layer in unchecked})
+        resume = all(checked[layer] for layer in layers)
+    values = [None] * len(sites)
     with torch.no_grad():
-        for start in range(0, len(sites), sites_per_forward):
-            chunk = sites[start : start + sites_per_forward]
-            n = len(chunk)
-            tokens = receiver.repeat(n, 1)
-            hooks = [
-                (hook_name(activation, int(layer)), _block_writer(chunk, int(layer), donor_acts[int(layer)], batch, per_head))
-                for layer in chunk[:, 0].unique()
-            ]
-            out = run_metric(model, tokens, hooks, output_hook, **_repeat_kwargs(forward_kwargs, batch, n))
-            for s in range(n):
-                results.append(check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example))
-    return torch.stack(results).detach().float()
+        for layer in layers:
+            index = (sites[:, 0] == layer).nonzero().flatten()
+            for start in range(0, len(index), sites_per_forward):
+                rows = index[start : start + sites_per_forward]
+                chunk, n = sites[rows], len(rows)
+                hooks = [(hook_name(activation, layer), _block_writer(chunk, layer, donor_acts[layer], batch, per_head))]
+                if resume:
+                    out = model.run_with_hooks(receiver_resid[layer].repeat(n, 1, 1), start_at_layer=layer,
+                                               fwd_hooks=hooks)
+                else:
+                    out = run_metric(model, receiver.repeat(n, 1), hooks, output_hook,
+                                     **_repeat_kwargs(forward_kwargs, batch, n))
+                for s, row in enumerate(rows.tolist()):
+                    values[row] = check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example)
+    return torch.stack(values).detach().float()
+
+
+# model -> {layer: whether start_at_layer reproduces its full forward}; checked once per model
+_RESUMES_EXACTLY: "weakref.WeakKeyDictionary[Any, dict[int, bool]]" = weakref.WeakKeyDictionary()
+
+
+def _accepts_start_at_layer(model: Any) -> bool:
+    try:
+        return "start_at_layer" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _resumes_exactly(model: Any, tokens: Tensor, resid: dict[int, Tensor], layers: list[int],
+                     full: Optional[Tensor] = None) -> bool:
+    """Whether ``start_at_layer`` reproduces the full forward at every layer in ``layers``.
+
+    Not every forward that takes the argument honours it (an encoder bridge, say, may
+    rebuild its input from tokens), so it is checked on the unpatched input, one batch per
+    layer, before any patched forward relies on it; otherwise the full forward is used.
+    """
+    with torch.no_grad():
+        full = model(tokens) if full is None else full
+        try:
+            resumed = [model(resid[layer], start_at_layer=layer) for layer in layers]
+        except Exception:  # noqa: BLE001 - any failure means: do not resume
+            return False
+    return all(isinstance(r, Tensor) and r.shape == full.shape and torch.allclose(r, full, rtol=1e-5, atol=1e-6)
+               for r in resumed)
+
+
+def receiver_residual(model: Any, tokens: Int[Tensor, "batch pos"], layers: list[int]) -> dict[int, Tensor]:
+    """The residual stream entering each of ``layers`` (``blocks.{L}.hook_resid_pre``) on ``tokens``."""
+    names = {hook_name("resid_pre", layer): layer for layer in layers}
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    return {layer: cache[name] for name, layer in names.items()}
 
 
 def _block_writer(chunk: Tensor, layer: int, donor: Tensor, batch: int, per_head: bool) -> Callable:
