@@ -146,3 +146,47 @@ def test_runs_on_minilm_wrapped_by_transformer_lens_with_a_hidden_state_metric()
     scalar = lambda logits: metric(logits).mean()  # noqa: E731
     expected = tlp.get_act_patch_attn_out(model, corrupted, clean_cache, scalar)
     assert (activation_patching(model, clean, corrupted, scalar, "attn_out") - expected).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("activation", list(TL_SWEEPS))
+def test_resuming_at_the_patched_layer_equals_transformer_lens_on_our_transformer(activation):
+    from models.transformer import Transformer, TransformerConfig
+    from models.transformer.convert import to_bridge
+
+    cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=0)
+    model = Transformer(cfg).eval()
+    clean, corrupted = clean_and_corrupted(changed=(1, 3))
+    bridge = to_bridge(model).eval()
+    _, clean_cache = bridge.run_with_cache(clean)
+    expected = TL_SWEEPS[activation](bridge, corrupted, clean_cache, logit_diff)
+    embeddings = []
+    handle = model.embed.register_forward_hook(lambda module, args, out: embeddings.append(out.shape[0]))
+    try:
+        ours = activation_patching(model, clean, corrupted, logit_diff, activation, max_rows=7)
+    finally:
+        handle.remove()
+    assert (ours - expected).abs().max() <= 1e-5
+    assert embeddings == [2 * clean.shape[0]], "only the clean+corrupted cache run should embed tokens; patched " \
+        "forwards start at their layer from the cached residual stream"
+
+
+def test_a_forward_that_ignores_start_at_layer_falls_back_to_the_full_forward():
+    model = tiny_bridge()
+    clean, corrupted = clean_and_corrupted()
+
+    class Ignores(torch.nn.Module):  # start_at_layer in the signature, but the tokens are rerun
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.cfg = inner, inner.cfg
+
+        def forward(self, input, start_at_layer=None):
+            return self.inner(clean if start_at_layer is not None else input)
+
+        def run_with_hooks(self, input, start_at_layer=None, **kwargs):
+            return self.inner.run_with_hooks(clean if start_at_layer is not None else input, **kwargs)
+
+        def run_with_cache(self, input, **kwargs):
+            return self.inner.run_with_cache(input, **kwargs)
+
+    expected = activation_patching(model, clean, corrupted, logit_diff, "mlp_out")
+    assert (activation_patching(Ignores(model), clean, corrupted, logit_diff, "mlp_out") - expected).abs().max() <= 1e-5
