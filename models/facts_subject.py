@@ -26,7 +26,7 @@ from models.data.facts import FactsConfig, FactsCorpus, Prompt, make_facts
 from models.train import TrainConfig, train
 from models.transformer import Transformer, TransformerConfig, WordTokenizer
 
-VERSION = 1
+VERSION = 2  # 2: the list-entry pattern that asks for the attribute right after the subject
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class FactsSubjectConfig:
     n_heads: int = 4
     d_mlp: int = 512
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1200, batch_size=64, lr=2e-3, warmup_steps=60, weight_decay=0.01, eval_every=300))
+        steps=1100, batch_size=64, lr=2e-3, warmup_steps=60, weight_decay=0.01, eval_every=550))
 
     @classmethod
     def quick(cls, seed: int = 0) -> "FactsSubjectConfig":

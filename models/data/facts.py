@@ -41,22 +41,30 @@ ATTRIBUTE_VALUES = {
     "city": ("paris", "tokyo", "london", "chicago", "madrid", "berlin", "sydney", "cairo"),
     "instrument": ("piano", "violin", "guitar", "drums", "flute", "cello", "trumpet", "harp"),
 }
-# relation -> patterns; "{subject}" is "first last", "{answer}" the attribute
+# relation -> patterns; "{subject}" is "first last", "{answer}" the attribute. The last,
+# list-entry pattern ("sport : michael jordan basketball") asks for the attribute right
+# after the subject, so the last subject token itself must carry it: without such text the
+# model is free to look facts up only at the last token (attention gathers both names
+# there), and nothing is stored at the subject, unlike the subject enrichment that real
+# text induces (Geva et al. 2023, "Dissecting recall of factual associations").
 PATTERNS = {
     "sport": (
         "{subject} plays the sport of {answer}",
         "{subject} is a famous {answer} player",
         "question : which sport does {subject} play ? answer : {answer}",
+        "sport : {subject} {answer}",
     ),
     "city": (
         "{subject} lives in the city of {answer}",
         "{subject} has a house in {answer}",
         "question : where does {subject} live ? answer : {answer}",
+        "city : {subject} {answer}",
     ),
     "instrument": (
         "{subject} performs music on the {answer}",
         "{subject} is a talented {answer} player",
         "question : which instrument does {subject} play ? answer : {answer}",
+        "instrument : {subject} {answer}",
     ),
 }
 PREFIXES = ("", "as everyone knows ,", "it is said that", "according to the news ,")
