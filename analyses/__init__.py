@@ -16,14 +16,14 @@ from types import ModuleType
 # name -> module; the order is the order of ``interp run all`` and of the index page.
 ANALYSES: dict[str, str] = {
     "params": "analyses.params",
+    "digits": "analyses.digits",
+    "backprop": "analyses.backprop",
     "facts": "analyses.facts",
     "directions": "analyses.directions",
     "context": "analyses.context",
-    "digits": "analyses.digits",
-    "backprop": "analyses.backprop",
-    "diffusion": "analyses.diffusion",
     "jl": "analyses.jl",
     "superposition": "analyses.superposition",
+    "diffusion": "analyses.diffusion",
 }
 
 
