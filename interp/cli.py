@@ -84,7 +84,7 @@ def run(
         results[name] = report.results()
         typer.secho(f"[interp] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s)", err=True)
     if names == ["all"] or len(selected) > 1:
-        index = write_index(out)
+        index = write_index(out, order=list(analyses.ANALYSES))
         typer.secho(f"[interp] index: {index}", err=True)
     if as_json:
         typer.echo(json.dumps(results, indent=2))

@@ -281,14 +281,17 @@ def _html_page(title: str, body: str) -> str:
     )
 
 
-def write_index(out: str | os.PathLike, reports: list[Report] | None = None) -> Path:
+def write_index(out: str | os.PathLike, order: list[str] | None = None) -> Path:
     """Write ``<out>/index.html`` linking every report found under ``out``.
 
-    Reads each ``<out>/*/results.json``, so reports from earlier runs are listed too.
+    Reads each ``<out>/*/results.json``, so reports from earlier runs are listed too;
+    names in ``order`` come first, in that order, the rest alphabetically.
     """
     out = Path(out)
+    rank = {name: i for i, name in enumerate(order or [])}
+    found = sorted(out.glob("*/results.json"), key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
     rows = []
-    for results_file in sorted(out.glob("*/results.json")):
+    for results_file in found:
         results = json.loads(results_file.read_text())
         name = results_file.parent.name
         headline = "<br>".join(

@@ -68,3 +68,10 @@ def test_bad_item_names_are_refused():
         Report("bad name", "x")
     with pytest.raises(ValueError, match="file name"):
         Report("ok", "x").section("s").table(pd.DataFrame(), "a/b")
+
+
+def test_index_follows_the_given_order(tmp_path):
+    for name in ("alpha", "beta"):
+        Report(name, name.title(), config={"seed": 0}).save(tmp_path)
+    index = write_index(tmp_path, order=["beta", "alpha"]).read_text()
+    assert index.index("beta/report.html") < index.index("alpha/report.html")
