@@ -8,6 +8,7 @@
 import dataclasses
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -77,10 +78,15 @@ def run(
         _fail(str(error.args[0] if error.args else error))
     if names == ["all"] and assignments:
         _fail("--set applies to named analyses only; run them one by one to override fields")
-    results = {}
+    results, failed = {}, []
     for name, config in configs.items():
         typer.secho(f"[interp] running {name}{' (quick)' if quick else ''} ...", err=True, fg=typer.colors.CYAN)
-        report, folder = run_analysis(name, config, out)
+        try:
+            report, folder = run_analysis(name, config, out)
+        except Exception:  # one broken analysis must not cost the others' reports
+            typer.secho(f"[interp] {name} FAILED:\n{traceback.format_exc()}", err=True, fg=typer.colors.RED)
+            failed.append(name)
+            continue
         results[name] = report.results()
         typer.secho(f"[interp] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s)", err=True)
     if names == ["all"] or len(selected) > 1:
@@ -88,6 +94,8 @@ def run(
         typer.secho(f"[interp] index: {index}", err=True)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
+    if failed:
+        _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)}")
 
 
 @app.command("params")

@@ -47,3 +47,23 @@ def test_run_writes_report_and_honours_set(tmp_path):
 def test_bad_set_is_refused(tmp_path):
     result = runner.invoke(app, ["run", "params", "--quick", "--out", str(tmp_path), "--set", "check_layerz=2"])
     assert result.exit_code == 2 and "check_layers" in result.output
+
+
+def test_a_failing_analysis_does_not_stop_the_others(tmp_path, monkeypatch):
+    import analyses
+    from analyses import params
+
+    monkeypatch.setitem(analyses.ANALYSES, "broken", "analyses.params")
+    real_run, calls = params.run, []
+
+    def run(config):  # the first analysis ("broken") raises, the second runs
+        calls.append(config)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real_run(config)
+
+    monkeypatch.setattr(params, "run", run)
+    result = runner.invoke(app, ["run", "broken", "params", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "boom" in result.output and "broken" in result.output
+    assert (tmp_path / "params" / "results.json").is_file(), "the analysis after the failing one did not run"
+    assert (tmp_path / "index.html").is_file()
