@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.toy import ToyConfig, ToyModel, evaluate_loss, generate_batch, train_toy
+from models.toy import ToyConfig, ToyModel, _draw, _loss_and_grads, evaluate_loss, generate_batch, toy_loss, train_toy
 
 
 def test_forward_matches_the_paper_formula_per_instance():
@@ -59,3 +59,20 @@ def test_bad_sizes_are_refused():
         ToyConfig(0, 2)
     with pytest.raises(ValueError):
         train_toy(3, 2, [0.5, 0.5], n_instances=3, steps=1)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_hand_written_gradient_matches_autograd(relu):
+    torch.manual_seed(0)
+    model = ToyModel(ToyConfig(7, 3, 4, relu=relu))
+    with torch.no_grad():
+        model.b.normal_()
+    x = _draw(torch.rand(4, 7) * 0.9 + 0.05, 64, torch.Generator().manual_seed(0))  # [instances features batch]
+    importance = torch.rand(4, 7)
+    batch_first = x.permute(2, 0, 1)
+    loss = toy_loss(model(batch_first), batch_first, importance).sum()
+    loss.backward()
+    ours, grad_W, grad_b = _loss_and_grads(model.W.detach(), model.b.detach(), x, importance, relu)
+    torch.testing.assert_close(ours, loss.detach())
+    torch.testing.assert_close(grad_W, model.W.grad)
+    torch.testing.assert_close(grad_b, model.b.grad)
