@@ -1,0 +1,101 @@
+"""Figures of the facts analysis: trace heatmaps, effect groups, patching, AND gates, ablation, edits."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+GROUP_ORDER = ["before subject", "first subject token", "last subject token", "first subsequent token",
+               "further tokens", "last token"]
+KIND_NAMES = {"resid": "hidden state", "mlp": "MLP output", "attn": "attention output"}
+
+
+# ----- figures ---------------------------------------------------------------------------
+
+
+def plot_trace_heatmaps(heat: pd.DataFrame, labels: list[str]) -> plt.Figure:
+    kinds = [k for k in ("resid", "mlp", "attn") if k in set(heat.kind)]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False)
+    cmaps = {"resid": "Purples", "mlp": "Greens", "attn": "Reds"}
+    for ax, kind in zip(axes[0], kinds):
+        table = heat[heat.kind == kind].pivot_table("indirect_effect", "pos", "layer")
+        sns.heatmap(table, ax=ax, cmap=cmaps[kind], vmin=0, cbar_kws={"label": "indirect effect"})
+        ax.set_yticks(np.arange(len(table)) + 0.5, [labels[p] for p in table.index], rotation=0)
+        ax.set_title(f"restoring {KIND_NAMES[kind]}")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("token")
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_effects(groups: pd.DataFrame) -> plt.Figure:
+    present = [g for g in GROUP_ORDER if g in set(groups.group)]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    for ax, kind in zip(axes, ("resid", "mlp", "attn")):
+        sub = groups[groups.kind == kind]
+        for i, group in enumerate(present):
+            g = sub[sub.group == group].sort_values("layer")
+            ax.errorbar(g.layer + (i - len(present) / 2) * 0.06, g["mean"], yerr=[g["mean"] - g.ci_low, g.ci_high - g["mean"]],
+                        marker="o", capsize=2, label=group, color=sns.color_palette("colorblind")[i])
+        ax.set_title(f"restoring {KIND_NAMES[kind]}")
+        ax.set_xlabel("layer")
+        ax.set_xticks(sorted(sub.layer.unique()))
+        ax.axhline(0, color="grey", lw=0.5)
+    axes[0].set_ylabel("mean indirect effect")
+    axes[-1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_patching(df: pd.DataFrame) -> plt.Figure:
+    acts = ["resid_pre", "attn_out", "mlp_out"]
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.6))
+    labels = df.drop_duplicates("pos").sort_values("pos")["token"].tolist()
+    for ax, act in zip(axes, acts):
+        table = df[df.activation == act].pivot_table("recovered", "pos", "layer")
+        sns.heatmap(table, ax=ax, cmap="RdBu_r", center=0, vmin=-1, vmax=1, cbar_kws={"label": "share recovered"})
+        ax.set_yticks(np.arange(len(table)) + 0.5, labels, rotation=0)
+        ax.set_title(act)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("token")
+    fig.tight_layout()
+    return fig
+
+
+def plot_and_gates(top1: pd.DataFrame) -> plt.Figure:
+    long = top1.melt(id_vars=["person"], value_vars=["act_both", "act_first_only", "act_last_only"],
+                     var_name="input", value_name="activation")
+    long["input"] = long["input"].map({"act_both": "first AND last", "act_first_only": "first name only",
+                                       "act_last_only": "last name only"})
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    sns.boxplot(long, x="input", y="activation", ax=ax, color="white")
+    sns.stripplot(long, x="input", y="activation", ax=ax, alpha=0.6)
+    ax.set_xlabel("")
+    ax.set_ylabel("activation of the person's top AND neuron")
+    fig.tight_layout()
+    return fig
+
+
+def plot_ablation(ablation: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    order = ["this fact", "same person, other relations", "other people, same relation"]
+    sns.barplot(ablation, x="group", y="drop", order=[o for o in order if o in set(ablation.group)], ax=ax,
+                errorbar=("ci", 95), color=sns.color_palette("colorblind")[0])
+    ax.set_xlabel("")
+    ax.set_ylabel("drop in p(right answer)")
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_edits(edits: pd.DataFrame) -> plt.Figure:
+    long = edits.melt(id_vars=["person"], value_vars=["efficacy", "paraphrase", "specificity", "neighbour_specificity"],
+                      var_name="measure", value_name="share")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.barplot(long, x="measure", y="share", ax=ax, errorbar=("ci", 95), color=sns.color_palette("colorblind")[2])
+    sns.stripplot(long, x="measure", y="share", ax=ax, color="black", alpha=0.4, size=3)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("")
+    ax.set_ylabel("share of prompts")
+    fig.tight_layout()
+    return fig
