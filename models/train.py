@@ -37,11 +37,7 @@ with the same arguments resumes from the latest one and ends with bit-identical 
 to a run that was never interrupted.
 """
 
-import dataclasses
-import json
 import math
-import re
-import shutil
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,7 +48,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models import checkpoint as ckpt
+from models.run_checkpoints import (  # noqa: F401  (latest_checkpoint, save_checkpoint: public here too)
+    latest_checkpoint, remove_temporaries, restore, save_checkpoint, step_name,
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,6 @@ class TrainConfig:
 
 # Fields that only say how often to save: changing them between an interrupted run and
 # its resumption does not change the weights, so a resume need not refuse.
-_BOOKKEEPING = {"checkpoint_every", "keep_last"}
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -199,10 +196,10 @@ def train(
     start, resumed_from, last_saved = 0, None, None
     root = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if root is not None:
-        _remove_temporaries(root)
+        remove_temporaries(root)
         latest = latest_checkpoint(root) if resume else None
         if latest is not None:
-            start, history = _restore(latest, model, optimizer, cfg, model_config)
+            start, history = restore(latest, model, optimizer, cfg, model_config)
             resumed_from = last_saved = start
             tqdm.write(f"Resuming from {latest} (step {start} of {cfg.steps})", file=sys.stderr)
     if start == 0:
@@ -251,7 +248,7 @@ def train(
         raise
     finally:
         bar.close()
-    final = root / _step_name(cfg.steps) if root is not None else None
+    final = root / step_name(cfg.steps) if root is not None else None
     return TrainResult(model, history, cfg.steps, resumed_from, final)
 
 
@@ -265,105 +262,6 @@ def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]])
     finally:
         model.train(was_training)
     return {k: float(v) for k, v in metrics.items()}
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-_STEP = re.compile(r"^step-(\d+)$")
-TRAINER = "trainer.json"
-
-
-def _step_name(step: int) -> str:
-    return f"step-{step:08d}"
-
-
-def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint folder in ``checkpoint_dir``, or None."""
-    found = _checkpoints(Path(checkpoint_dir))
-    return found[-1][1] if found else None
-
-
-def _checkpoints(root: Path) -> list[tuple[int, Path]]:
-    if not root.is_dir():
-        return []
-    found = []
-    for child in root.iterdir():
-        match = _STEP.match(child.name)
-        if match and (child / TRAINER).is_file():  # trainer.json is written last
-            found.append((int(match.group(1)), child))
-    return sorted(found)
-
-
-def _remove_temporaries(root: Path) -> None:
-    """Remove what an interrupted save left (never a complete checkpoint)."""
-    if root.is_dir():
-        for child in root.iterdir():
-            if child.name.startswith(".step-") and child.is_dir():
-                shutil.rmtree(child, ignore_errors=True)
-
-
-def save_checkpoint(
-    root: Path,
-    step: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    history: list[dict[str, float]],
-    model_config: Any = None,
-) -> Path:
-    """Write ``root/step-XXXXXXXX/`` atomically; keep the newest ``cfg.keep_last``."""
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / _step_name(step)
-    tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        ckpt.save_model(model, tmp, model_config)
-        ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
-        ckpt.save_tensors(ckpt.rng_state(), tmp / "rng.safetensors")
-        state = {"step": step, "train_config": dataclasses.asdict(cfg), "history": history}
-        ckpt.write_json(state, tmp / TRAINER)
-        if final.exists():  # only when a resume=False run re-saves a step
-            old = root / f".{final.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-            shutil.rmtree(old)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    # Later steps can only come from an older run that resume=False replaced.
-    found = _checkpoints(root)
-    stale = [p for s, p in found if s > step] + [p for s, p in found if s <= step][: -cfg.keep_last]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return final
-
-
-def _restore(
-    folder: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    model_config: Any,
-) -> tuple[int, list[dict[str, float]]]:
-    state = json.loads((folder / TRAINER).read_text())
-    saved_cfg = {k: v for k, v in state["train_config"].items() if k not in _BOOKKEEPING}
-    now_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _BOOKKEEPING}
-    differences = ckpt.config_differences(saved_cfg, now_cfg)
-    if differences:
-        raise ValueError(
-            f"cannot resume from {folder}: it was trained with a different TrainConfig:\n  "
-            + "\n  ".join(differences)
-            + "\nUse the same config, another checkpoint_dir, or resume=False."
-        )
-    if state["step"] > cfg.steps:
-        raise ValueError(f"checkpoint {folder} is at step {state['step']}, past steps={cfg.steps}")
-    ckpt.load_weights(model, folder, expected_config=model_config)
-    ckpt.load_optimizer(optimizer, folder / "optimizer.safetensors")
-    rng, _ = ckpt.load_tensors(folder / "rng.safetensors")
-    ckpt.set_rng_state(rng)
-    return state["step"], state["history"]
 
 
 # ---------------------------------------------------------------------------- data
