@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from models.clip import Clip, ClipConfig, train_clip
-from models.data.shapes import VOCAB, ShapesData, bag_of_words, digit_images, make_shapes
+from models.data.digits import digit_images
+from models.data.shapes import VOCAB, ShapesData, bag_of_words, make_shapes
 from models.diffusion import DDPM, DiffusionConfig, train_ddpm
 
 

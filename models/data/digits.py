@@ -58,6 +58,26 @@ class DigitSplit:
         return self.height * self.width
 
 
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 1,797 digits as [batch 8 8] pixels in [0, 1] and their labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images / 16.0, digits.target  # 16 grey levels -> [0, 1], like MNIST's /255
+
+
+def digit_images() -> tuple[Float[Tensor, "batch channel height width"], Int[Tensor, "batch"]]:
+    """All 1,797 digits as images [batch 1 8 8] in [0, 1] with labels (for image models).
+
+    >>> images, labels = digit_images()
+    >>> images.shape, int(labels.max())
+    (torch.Size([1797, 1, 8, 8]), 9)
+    """
+    images, target = _sklearn_digits()
+    images = torch.tensor(images, dtype=torch.float32)
+    return einops.rearrange(images, "batch height width -> batch 1 height width"), torch.tensor(target)
+
+
 def load_digits_split(
     test_fraction: float = 0.25, split_seed: int = 0, dtype: torch.dtype = torch.float32
 ) -> DigitSplit:
@@ -69,13 +89,12 @@ def load_digits_split(
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
-    x = digits.data / 16.0  # 16 grey levels -> [0, 1], like MNIST's /255
+    images, target = _sklearn_digits()
+    x = einops.rearrange(images, "batch height width -> batch (height width)")
     x_train, x_test, y_train, y_test = train_test_split(
-        x, digits.target, test_size=test_fraction, random_state=split_seed, stratify=digits.target
+        x, target, test_size=test_fraction, random_state=split_seed, stratify=target
     )
     return DigitSplit(
         torch.as_tensor(x_train, dtype=dtype), torch.as_tensor(y_train, dtype=torch.long),

@@ -1,4 +1,4 @@
-"""Procedural 16x16 shapes with attributes and captions, plus scikit-learn's 8x8 digits.
+"""Procedural 16x16 shapes with attributes and captions (the digits live in models.data.digits).
 
 Example::
 
@@ -197,16 +197,3 @@ def make_shapes(n: int, seed: int = 0, jitter: bool = True) -> ShapesData:
     captions = [all_captions()[i] for i in attributes["caption_id"]]
     return ShapesData(images, captions, attributes)
 
-
-def digit_images() -> tuple[Float[Tensor, "batch channel height width"], Int[Tensor, "batch"]]:
-    """scikit-learn's bundled 8x8 digits (1,797 images) as [batch 1 8 8] in [0, 1] and labels.
-
-    >>> images, labels = digit_images()
-    >>> images.shape, int(labels.max())
-    (torch.Size([1797, 1, 8, 8]), 9)
-    """
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0  # pixel values are 0..16
-    return einops.rearrange(images, "batch height width -> batch 1 height width"), torch.tensor(digits.target)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from models.data.digits import digit_images
 from models.data.shapes import (
-    ATTRIBUTES, N_CTX, VOCAB, all_captions, bag_of_words, caption_for, digit_images, encode_captions, make_shapes,
+    ATTRIBUTES, N_CTX, VOCAB, all_captions, bag_of_words, caption_for, encode_captions, make_shapes,
     render_shapes, sample_attributes,
 )
 
