@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -212,7 +213,8 @@ class Report:
         return "\n".join(lines)
 
     def to_html(self) -> str:
-        body = md_lib.markdown(self.to_markdown(inline_figures=True), extensions=["tables", "fenced_code"])
+        markdown = _escape_angle_brackets(self.to_markdown(inline_figures=True))
+        body = md_lib.markdown(markdown, extensions=["tables", "fenced_code"])
         return _html_page(self.title, body)
 
     def save(self, out: str | os.PathLike) -> Path:
@@ -237,6 +239,19 @@ class Report:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+
+
+def _escape_angle_brackets(markdown: str) -> str:
+    """Escape ``<`` outside code so words like ``<bos>`` show instead of vanishing as HTML tags.
+
+    Reports never embed raw HTML in their prose, tables or captions; Markdown passes tags
+    through untouched, so a token name such as ``<first>`` would otherwise disappear.
+    """
+    parts = _CODE.split(markdown)
+    return "".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

@@ -75,3 +75,12 @@ def test_index_follows_the_given_order(tmp_path):
         Report(name, name.title(), config={"seed": 0}).save(tmp_path)
     index = write_index(tmp_path, order=["beta", "alpha"]).read_text()
     assert index.index("beta/report.html") < index.index("alpha/report.html")
+
+
+def test_token_names_survive_in_html(tmp_path):
+    report = Report("tokens", "Tokens", config={"seed": 0})
+    section = report.section("Names", "The prompt starts with <bos> and `x<y` stays code.")
+    section.table(pd.DataFrame({"token": ["<first>", "<last>"]}), "tokens", "names shown as <first> <last>")
+    html = (report.save(tmp_path) / "report.html").read_text()
+    assert html.count("&lt;first&gt;") + html.count("&lt;first>") >= 2, "a <token> was swallowed as an HTML tag"
+    assert "&lt;bos" in html and "<code>x&lt;y</code>" in html
