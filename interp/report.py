@@ -188,7 +188,7 @@ class Report:
         if self.headlines:
             lines += ["| headline | value | meaning |", "| --- | --- | --- |"]
             for key, h in self.headlines.items():
-                lines.append(f"| {key} | {format_value(h['value'])} | {h['description']} |")
+                lines.append(f"| {key} | {_cell(format_value(h['value']))} | {_cell(h['description'])} |")
             lines.append("")
         for section in self.sections:
             lines += [f"## {section.title}", ""]
@@ -196,7 +196,8 @@ class Report:
                 if isinstance(item, str):
                     lines += [item, ""]
                 elif isinstance(item, Table):
-                    shown = item.df.head(item.max_rows)
+                    shown = item.df.head(item.max_rows).rename(columns=lambda c: _cell(str(c)))
+                    shown = shown.map(lambda v: _cell(v) if isinstance(v, str) else v)
                     lines += [shown.to_markdown(index=False, floatfmt=".4g", intfmt=","), ""]
                     more = len(item.df) - len(shown)
                     note = f" ({more} more rows in `{item.name}.csv`)" if more > 0 else ""
@@ -239,6 +240,11 @@ class Report:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+
+def _cell(text: str) -> str:
+    """A table cell's text with ``|`` escaped, so "|cos|" does not split the row."""
+    return text.replace("|", "\\|")
 
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)

@@ -84,3 +84,12 @@ def test_token_names_survive_in_html(tmp_path):
     html = (report.save(tmp_path) / "report.html").read_text()
     assert html.count("&lt;first&gt;") + html.count("&lt;first>") >= 2, "a <token> was swallowed as an HTML tag"
     assert "&lt;bos" in html and "<code>x&lt;y</code>" in html
+
+
+def test_pipes_in_cells_do_not_split_rows(tmp_path):
+    report = Report("pipes", "Pipes", config={"seed": 0})
+    report.headline("max_abs_cos", 0.2, "largest |cos| among vectors")
+    report.section("t").table(pd.DataFrame({"what": ["|a - b|"], "value": [1]}), "pipes")
+    html = (report.save(tmp_path) / "report.html").read_text()
+    assert "largest |cos| among vectors</td>" in html, "a '|' in a headline description split its row"
+    assert ">|a - b|</td>" in html
