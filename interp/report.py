@@ -194,7 +194,7 @@ class Report:
             lines += [f"## {section.title}", ""]
             for item in section.items:
                 if isinstance(item, str):
-                    lines += [item, ""]
+                    lines += [_separate_lists(item), ""]
                 elif isinstance(item, Table):
                     shown = item.df.head(item.max_rows).rename(columns=lambda c: _cell(str(c)))
                     shown = shown.map(lambda v: _cell(v) if isinstance(v, str) else v)
@@ -240,6 +240,15 @@ class Report:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+
+_LIST_AFTER_PROSE = re.compile(r"^((?![-*] |\d+\. ).+)\n([-*] |\d+\. )", re.MULTILINE)
+
+
+def _separate_lists(text: str) -> str:
+    """Put a blank line before a list that follows a paragraph: Markdown needs it, or the
+    items run on inside the paragraph."""
+    return _LIST_AFTER_PROSE.sub(r"\1\n\n\2", text)
 
 
 def _cell(text: str) -> str:

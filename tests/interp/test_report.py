@@ -93,3 +93,10 @@ def test_pipes_in_cells_do_not_split_rows(tmp_path):
     html = (report.save(tmp_path) / "report.html").read_text()
     assert "largest |cos| among vectors</td>" in html, "a '|' in a headline description split its row"
     assert ">|a - b|</td>" in html
+
+
+def test_a_list_right_after_a_paragraph_renders_as_a_list(tmp_path):
+    report = Report("lists", "Lists", config={"seed": 0})
+    report.section("s", "Two results:\n- first: 1\n- second: 2")
+    html = (report.save(tmp_path) / "report.html").read_text()
+    assert html.count("<li>") == 2, "list items ran on inside the paragraph"
