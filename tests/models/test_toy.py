@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.toy import ToyConfig, ToyModel, _draw, _loss_and_grads, evaluate_loss, generate_batch, toy_loss, train_toy
+from models.toy import ToyConfig, FeatureSampler, ToyModel, _loss_and_grads, evaluate_loss, generate_batch, toy_loss, train_toy
 
 
 def test_forward_matches_the_paper_formula_per_instance():
@@ -25,10 +25,13 @@ def test_hooks_and_cache():
 
 def test_batch_sparsity_and_range():
     probability = torch.tensor([[1.0] * 3, [0.1] * 3])
-    x = generate_batch(probability, 20_000, torch.Generator().manual_seed(0))
+    x = generate_batch(probability, 20_000, seed=0)
     assert x.shape == (20_000, 2, 3) and x.min() >= 0 and x.max() <= 1
     assert (x[:, 0] > 0).float().mean() == pytest.approx(1.0, abs=1e-3)
     assert (x[:, 1] > 0).float().mean() == pytest.approx(0.1, abs=0.01)
+    present = x[:, 1][x[:, 1] > 0]  # uniform on (0, 1] given present: mean 1/2, variance 1/12
+    assert present.mean() == pytest.approx(0.5, abs=0.02) and present.var() == pytest.approx(1 / 12, abs=0.01)
+    assert x[:, 0].mean() == pytest.approx(0.5, abs=0.01)
 
 
 def test_five_in_two_dense_keeps_two_sparse_keeps_all():
@@ -67,7 +70,7 @@ def test_hand_written_gradient_matches_autograd(relu):
     model = ToyModel(ToyConfig(7, 3, 4, relu=relu))
     with torch.no_grad():
         model.b.normal_()
-    x = _draw(torch.rand(4, 7) * 0.9 + 0.05, 64, torch.Generator().manual_seed(0))  # [instances features batch]
+    x = FeatureSampler(torch.rand(4, 7) * 0.9 + 0.05, seed=0).draw(64)  # [instances features batch]
     importance = torch.rand(4, 7)
     batch_first = x.permute(2, 0, 1)
     loss = toy_loss(model(batch_first), batch_first, importance).sum()
