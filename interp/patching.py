@@ -29,8 +29,6 @@ metric read a hidden state, e.g. of an encoder that has no logits).
 """
 
 import contextlib
-import inspect
-import weakref
 from typing import Any, Callable, Optional
 
 import einops
@@ -38,6 +36,9 @@ import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+
+from interp.resume import (POST_ATTENTION, accepts_start_at_layer, finish_layer, finishes_exactly,
+                           receiver_names, resumes_exactly)
 
 # activation -> hook name pattern; "z" is per head ([batch pos head_index d_head])
 HOOKS = {
@@ -141,14 +142,18 @@ def activation_patching(
     batch = receiver.shape[0]
     # donor and receiver in one forward: the donor activations, plus the receiver's to
     # find sites where both agree exactly (a no-op patch: its value is the unpatched run)
+    # and (when the forward can be resumed part-way) what interp.resume reads
     both = torch.cat([donor, receiver])
-    resid_names = {hook_name("resid_pre", layer): layer for layer in layers}  # where a resumed forward starts
-    wanted = set(names) | set(resid_names) | ({output_hook} if output_hook else set())
+    resume = _can_resume(model, output_hook, forward_kwargs)
+    extra = receiver_names(activation, layers, model.cfg.n_layers) if resume else {}
+    extra.update({name: (activation, layer) for layer, name in zip(layers, names)})
+    wanted = set(names) | set(extra) | ({output_hook} if output_hook else set())
     with torch.no_grad():
         out, cache = model.run_with_cache(both, names_filter=lambda name: name in wanted,
                                           **_repeat_kwargs(forward_kwargs, batch, 2))
     baseline = check_metric_value(metric((cache[output_hook] if output_hook else out)[batch:]), batch, per_example)
     donor_acts = {layer: cache[name][:batch] for layer, name in zip(layers, names)}
+    receiver_acts = {key: cache[name][batch:] for name, key in extra.items()}
     n_pos = receiver.shape[1]
     n_heads = donor_acts[layers[0]].shape[2] if activation == "z" else 1
     # one site per (layer, pos, head), in the row-major order of the result
@@ -159,39 +164,29 @@ def activation_patching(
         for name in names
     ])
     same = agree.reshape(-1) if activation == "z" else agree.repeat_interleave(n_heads, -1).reshape(-1)
-    receiver_resid = {layer: cache[name][batch:] for name, layer in resid_names.items()}
     values = baseline.float().expand(len(grid), *baseline.shape).clone()
     if (~same).any():
         values[~same] = _patch_sites(model, receiver, donor_acts, grid[~same], metric, activation, per_example,
-                                     max_rows, output_hook, forward_kwargs, receiver_resid,
+                                     max_rows, output_hook, forward_kwargs, receiver_acts if resume else None,
                                      None if output_hook else out[batch:])
     shape = (len(layers), n_pos) + ((n_heads,) if activation == "z" else ()) + ((receiver.shape[0],) if per_example else ())
     return values.reshape(shape)
 
 
 def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
-                 forward_kwargs, receiver_resid=None, receiver_out=None):
+                 forward_kwargs, receiver_acts=None, receiver_out=None):
     """Sites grouped by layer; each batched forward patches sites of one layer only.
 
-    Patching layer ``L`` leaves every earlier layer as in the receiver's own run, so when
-    the model's forward takes ``start_at_layer`` (ours, TransformerLens's) the forward
-    starts at block ``L`` from the receiver's residual stream entering it
-    (``receiver_resid[L]``, computed here if not given) instead of from the tokens.
+    When the model's forward can be resumed (see :mod:`interp.resume`), a forward for
+    layer ``L`` starts at block ``L`` from the receiver's residual stream (a hook writes
+    the donor), or, for a patch after the attention, at block ``L + 1`` from the residual
+    stream with the patched position's vector computed by hand; otherwise it runs from
+    the tokens with the writing hook attached.
     """
     batch = receiver.shape[0]
-    per_head = activation == "z"
     sites_per_forward = max(1, max_rows // batch)
     layers = sorted(set(sites[:, 0].tolist()))
-    resume = output_hook is None and not forward_kwargs and _accepts_start_at_layer(model)
-    if resume:
-        if receiver_resid is None:
-            receiver_resid = receiver_residual(model, receiver, layers)
-        checked = _RESUMES_EXACTLY.setdefault(model, {})
-        if any(layer not in checked for layer in layers):
-            unchecked = [layer for layer in layers if layer not in checked]
-            ok = _resumes_exactly(model, receiver, receiver_resid, unchecked, receiver_out)
-            checked.update({layer: ok for layer in unchecked})
-        resume = all(checked[layer] for layer in layers)
+    plan = _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out)
     values = [None] * len(sites)
     with torch.no_grad():
         for layer in layers:
@@ -199,63 +194,71 @@ def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_exa
             for start in range(0, len(index), sites_per_forward):
                 rows = index[start : start + sites_per_forward]
                 chunk, n = sites[rows], len(rows)
-                hooks = [(hook_name(activation, layer), _block_writer(chunk, layer, donor_acts[layer], batch, per_head))]
-                if resume:
-                    out = model.run_with_hooks(receiver_resid[layer].repeat(n, 1, 1), start_at_layer=layer,
-                                               fwd_hooks=hooks)
+                if plan["how"][layer] == "finish":
+                    row, b, pos, head = _site_rows(chunk, batch)
+                    resid = plan["acts"][("resid_post", layer)].repeat(n, 1, 1)
+                    value = donor_acts[layer][b, pos, head] if activation == "z" else donor_acts[layer][b, pos]
+                    resid[row, pos] = finish_layer(model, activation, layer, plan["acts"], value, b, pos, head)
+                    out = model(resid, start_at_layer=layer + 1)
                 else:
-                    out = run_metric(model, receiver.repeat(n, 1), hooks, output_hook,
-                                     **_repeat_kwargs(forward_kwargs, batch, n))
+                    hooks = [(hook_name(activation, layer), _block_writer(chunk, donor_acts[layer], batch,
+                                                                          activation == "z"))]
+                    if plan["how"][layer] == "start":
+                        out = model.run_with_hooks(plan["acts"][("resid_pre", layer)].repeat(n, 1, 1),
+                                                   start_at_layer=layer, fwd_hooks=hooks)
+                    else:
+                        out = run_metric(model, receiver.repeat(n, 1), hooks, output_hook,
+                                         **_repeat_kwargs(forward_kwargs, batch, n))
                 for s, row in enumerate(rows.tolist()):
                     values[row] = check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example)
     return torch.stack(values).detach().float()
 
 
-# model -> {layer: whether start_at_layer reproduces its full forward}; checked once per model
-_RESUMES_EXACTLY: "weakref.WeakKeyDictionary[Any, dict[int, bool]]" = weakref.WeakKeyDictionary()
+def _can_resume(model: Any, output_hook: Optional[str], forward_kwargs: dict) -> bool:
+    return output_hook is None and not forward_kwargs and accepts_start_at_layer(model)
 
 
-def _accepts_start_at_layer(model: Any) -> bool:
-    try:
-        return "start_at_layer" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
+def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out) -> dict:
+    """Per layer: ``"finish"`` (resume after the block), ``"start"`` (resume at it) or None (from tokens)."""
+    if not _can_resume(model, output_hook, forward_kwargs):
+        return {"how": {layer: None for layer in layers}, "acts": {}}
+    if receiver_acts is None:
+        receiver_acts = receiver_activations(model, receiver, activation, layers)
+    how = {}
+    for layer in layers:
+        after = {layer + 1: receiver_acts.get(("resid_post", layer))}
+        if activation in POST_ATTENTION and finishes_exactly(model, activation, layer, receiver_acts) \
+                and resumes_exactly(model, receiver, after, [layer + 1], receiver_out):
+            how[layer] = "finish"
+        else:
+            resid = {layer: receiver_acts[("resid_pre", layer)]}
+            how[layer] = "start" if resumes_exactly(model, receiver, resid, [layer], receiver_out) else None
+    return {"how": how, "acts": receiver_acts}
 
 
-def _resumes_exactly(model: Any, tokens: Tensor, resid: dict[int, Tensor], layers: list[int],
-                     full: Optional[Tensor] = None) -> bool:
-    """Whether ``start_at_layer`` reproduces the full forward at every layer in ``layers``.
-
-    Not every forward that takes the argument honours it (an encoder bridge, say, may
-    rebuild its input from tokens), so it is checked on the unpatched input, one batch per
-    layer, before any patched forward relies on it; otherwise the full forward is used.
-    """
-    with torch.no_grad():
-        full = model(tokens) if full is None else full
-        try:
-            resumed = [model(resid[layer], start_at_layer=layer) for layer in layers]
-        except Exception:  # noqa: BLE001 - any failure means: do not resume
-            return False
-    return all(isinstance(r, Tensor) and r.shape == full.shape and torch.allclose(r, full, rtol=1e-5, atol=1e-6)
-               for r in resumed)
-
-
-def receiver_residual(model: Any, tokens: Int[Tensor, "batch pos"], layers: list[int]) -> dict[int, Tensor]:
-    """The residual stream entering each of ``layers`` (``blocks.{L}.hook_resid_pre``) on ``tokens``."""
-    names = {hook_name("resid_pre", layer): layer for layer in layers}
+def receiver_activations(model: Any, tokens: Int[Tensor, "batch pos"], activation: str,
+                         layers: list[int]) -> dict[tuple[str, int], Tensor]:
+    """The receiver activations :mod:`interp.resume` reads, keyed ``(activation, layer)``."""
+    names = receiver_names(activation, layers, model.cfg.n_layers)
+    names.update({hook_name(activation, layer): (activation, layer) for layer in layers})
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    return {layer: cache[name] for name, layer in names.items()}
+    return {key: cache[name] for name, key in names.items()}
 
 
-def _block_writer(chunk: Tensor, layer: int, donor: Tensor, batch: int, per_head: bool) -> Callable:
-    """A hook writing ``donor`` into row block ``s`` at the site of ``chunk[s]`` (layer ``layer`` only)."""
-    blocks = (chunk[:, 0] == layer).nonzero().flatten()
-    # row r = s * batch + b is copy b of the batch patched at site s
-    b = torch.arange(batch).repeat(len(blocks))
-    rows = einops.repeat(blocks, "site -> (site batch)", batch=batch) * batch + b
-    pos = einops.repeat(chunk[blocks, 1], "site -> (site batch)", batch=batch)
-    head = einops.repeat(chunk[blocks, 2], "site -> (site batch)", batch=batch)
+def _site_rows(chunk: Tensor, batch: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Row ``s * batch + b`` is copy ``b`` of the batch patched at site ``chunk[s]``: (row, b, pos, head)."""
+    n = len(chunk)
+    b = torch.arange(batch).repeat(n)
+    rows = einops.repeat(torch.arange(n), "site -> (site batch)", batch=batch) * batch + b
+    pos = einops.repeat(chunk[:, 1], "site -> (site batch)", batch=batch)
+    head = einops.repeat(chunk[:, 2], "site -> (site batch)", batch=batch)
+    return rows, b, pos, head
+
+
+def _block_writer(chunk: Tensor, donor: Tensor, batch: int, per_head: bool) -> Callable:
+    """A hook writing ``donor`` into row block ``s`` at the site of ``chunk[s]``."""
+    rows, b, pos, head = _site_rows(chunk, batch)
 
     def write(act: Tensor, hook: Any) -> Tensor:
         if per_head:

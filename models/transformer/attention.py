@@ -54,7 +54,10 @@ class Attention(nn.Module):
         self.hook_z = HookPoint()  # [batch pos head_index d_head]
 
     def _project(self, x: Tensor, W: Tensor, b: Tensor | None) -> Tensor:
-        out = einops.einsum(x, W, "batch pos d_model, head_index d_model d_head -> batch pos head_index d_head")
+        # one 2-D matmul over all heads (torch.einsum's per-call dispatch cost dominated small forwards)
+        flat = x @ einops.rearrange(W, "head_index d_model d_head -> d_model (head_index d_head)")
+        out = einops.rearrange(flat, "batch pos (head_index d_head) -> batch pos head_index d_head",
+                               head_index=W.shape[0])
         return out if b is None else out + b
 
     def forward(self, normalized: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
@@ -72,5 +75,6 @@ class Attention(nn.Module):
                 pattern, v, "batch head_index query_pos key_pos, batch key_pos head_index d_head -> batch query_pos head_index d_head"
             )
         )
-        out = einops.einsum(z, self.W_O, "batch pos head_index d_head, head_index d_head d_model -> batch pos d_model")
+        out = einops.rearrange(z, "batch pos head_index d_head -> batch pos (head_index d_head)") @ \
+            einops.rearrange(self.W_O, "head_index d_head d_model -> (head_index d_head) d_model")
         return out if self.b_O is None else out + self.b_O

@@ -190,3 +190,42 @@ def test_a_forward_that_ignores_start_at_layer_falls_back_to_the_full_forward():
 
     expected = activation_patching(model, clean, corrupted, logit_diff, "mlp_out")
     assert (activation_patching(Ignores(model), clean, corrupted, logit_diff, "mlp_out") - expected).abs().max() <= 1e-5
+
+
+def naive_sweep(model, clean, corrupted, metric, activation):
+    """One forward per site from the tokens, the definition of patching."""
+    n_layers, n_pos = model.cfg.n_layers, clean.shape[1]
+    _, cache = model.run_with_cache(clean)
+    heads = range(model.cfg.n_heads) if activation == "z" else [None]
+    out = torch.zeros(n_layers, n_pos, len(heads))
+    for layer in range(n_layers):
+        name = hook_name(activation, layer)
+        for pos in range(n_pos):
+            for h, head in enumerate(heads):
+                def write(act, hook, pos=pos, head=head):
+                    if head is None:
+                        act[:, pos] = cache[name][:, pos]
+                    else:
+                        act[:, pos, head] = cache[name][:, pos, head]
+                    return act
+                out[layer, pos, h] = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, write)]))
+    return out if activation == "z" else out[..., 0]
+
+
+@pytest.mark.parametrize("attn_only", [False, True])
+@pytest.mark.parametrize("activation", ["attn_out", "z", "resid_mid", "mlp_out", "resid_post"])
+def test_finishing_the_patched_layer_by_hand_equals_patching_from_the_tokens(activation, attn_only):
+    from interp import resume
+    from models.transformer import Transformer, TransformerConfig
+
+    if attn_only and activation in ("resid_mid", "mlp_out"):
+        pytest.skip("an attention-only block has no resid_mid or mlp_out")
+    cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=None if attn_only else 64, d_vocab=50,
+                            n_ctx=16, seed=1)
+    model = Transformer(cfg).eval()
+    clean, corrupted = clean_and_corrupted(changed=(1, 3))
+    ours = activation_patching(model, clean, corrupted, logit_diff, activation, max_rows=7)
+    assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
+    checked = resume._CHECKED[model]
+    assert all(checked[("finish", activation, layer)] for layer in range(cfg.n_layers)), \
+        "our blocks should be finished by hand, not rerun"

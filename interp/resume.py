@@ -1,0 +1,143 @@
+"""Resuming a forward pass part-way, so a patched run recomputes only what the patch changes.
+
+Patching an activation of layer ``L`` leaves every earlier layer as in the receiver's own
+run. Two shortcuts follow, each checked against the model's own forward before it is used
+(a model that does not honour them falls back to running from the tokens):
+
+- ``start_at_layer``: a forward that takes the residual stream entering block ``L``
+  (ours, TransformerLens's) starts there instead of at the tokens.
+- Finishing the patched layer by hand: a patch *after* the attention of layer ``L``
+  (``attn_out``, ``z``, ``resid_mid``, ``mlp_out``, ``resid_post``) changes the residual
+  stream leaving block ``L`` at the patched position only, since the MLP acts position by
+  position. That one vector is computed from the receiver's cached activations
+  (``resid_mid = resid_pre + attn_out``, ``attn_out = Σ_h z_h W_O[h] + b_O``,
+  ``resid_post = resid_mid + mlp(ln2(resid_mid))``, through the block's own ``ln2`` and
+  ``mlp``) and the forward resumes at block ``L + 1``, so block ``L`` is not rerun.
+"""
+
+import inspect
+import weakref
+from typing import Any, Optional
+
+import einops
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+POST_ATTENTION = ("attn_out", "z", "resid_mid", "mlp_out", "resid_post")
+# what each post-attention patch needs from the receiver's run (besides the patched activation)
+_NEEDS = {
+    "attn_out": ("resid_pre",),
+    "z": ("resid_pre", "z"),
+    "resid_mid": (),
+    "mlp_out": ("resid_mid",),
+    "resid_post": (),
+}
+_HOOKS = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "resid_mid": "blocks.{layer}.hook_resid_mid",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "z": "blocks.{layer}.attn.hook_z",
+}
+
+# model -> {key: bool}: whether a shortcut reproduces the model's own forward; checked once
+_CHECKED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def accepts_start_at_layer(model: Any) -> bool:
+    """Whether ``model.forward`` takes a ``start_at_layer`` argument."""
+    try:
+        return "start_at_layer" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def receiver_names(activation: str, layers: list[int], n_layers: int) -> dict[str, tuple[str, int]]:
+    """Hook name -> (activation, layer) of the receiver activations the shortcuts read."""
+    names = {_HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
+    if activation in POST_ATTENTION:
+        for layer in layers:
+            for act in (*_NEEDS[activation], "resid_post"):
+                names[_HOOKS[act].format(layer=layer)] = (act, layer)
+    return names
+
+
+def resumes_exactly(model: Any, tokens: Tensor, resid: dict[int, Tensor], layers: list[int],
+                    full: Optional[Tensor] = None) -> bool:
+    """Whether ``start_at_layer`` reproduces the full forward at every layer in ``layers``.
+
+    Not every forward that takes the argument honours it (an encoder bridge, say, may
+    rebuild its input from tokens), so it is checked on the unpatched input, one batch per
+    layer, before any patched forward relies on it. ``resid[L]`` is the residual stream
+    entering block ``L`` (for ``L = n_layers``, the one leaving the last block).
+    """
+    checked = _CHECKED.setdefault(model, {})
+    todo = [layer for layer in layers if ("start", layer) not in checked]
+    if todo:
+        with torch.no_grad():
+            full = model(tokens) if full is None else full
+            for layer in todo:
+                try:
+                    resumed = model(resid[layer], start_at_layer=layer)
+                    ok = isinstance(resumed, Tensor) and resumed.shape == full.shape and \
+                        torch.allclose(resumed, full, rtol=1e-5, atol=1e-6)
+                except Exception:  # noqa: BLE001 - any failure means: do not resume
+                    ok = False
+                checked[("start", layer)] = ok
+    return all(checked[("start", layer)] for layer in layers)
+
+
+def finishes_exactly(model: Any, activation: str, layer: int, receiver: dict) -> bool:
+    """Whether finishing block ``layer`` by hand reproduces its ``resid_post`` on the receiver."""
+    checked = _CHECKED.setdefault(model, {})
+    key = ("finish", activation, layer)
+    if key not in checked:
+        batch, n_pos = receiver[("resid_post", layer)].shape[:2]
+        b, pos = torch.arange(batch).repeat_interleave(n_pos), torch.arange(n_pos).repeat(batch)
+        try:
+            with torch.no_grad():
+                head = torch.arange(len(b)) % receiver[(activation, layer)].shape[2] if activation == "z" else None
+                own = receiver[(activation, layer)][b, pos] if head is None else receiver[(activation, layer)][b, pos, head]
+                mine = finish_layer(model, activation, layer, receiver, own, b, pos, head)
+            expected = receiver[("resid_post", layer)][b, pos]
+            checked[key] = bool(torch.allclose(mine, expected, rtol=1e-5, atol=1e-6))
+        except Exception:  # noqa: BLE001 - a model without ln2 / mlp / W_O: run the block instead
+            checked[key] = False
+    return checked[key]
+
+
+def finish_layer(
+    model: Any,
+    activation: str,
+    layer: int,
+    receiver: dict,
+    value: Tensor,
+    b: Int[Tensor, "row"],
+    pos: Int[Tensor, "row"],
+    head: Int[Tensor, "row"],
+) -> Float[Tensor, "row d_model"]:
+    """``resid_post`` of block ``layer`` at ``(b, pos)`` after writing ``value`` into ``activation`` there.
+
+    ``receiver[(act, layer)]`` holds the receiver's cached activations; ``value`` is one
+    row per patched site (``[row d_model]``, or ``[row d_head]`` written into ``head`` for ``"z"``).
+    """
+    block = model.blocks[layer]
+    if activation == "resid_post":
+        return value
+    if activation == "mlp_out":
+        return receiver[("resid_mid", layer)][b, pos] + value
+    if activation == "resid_mid":
+        mid = value
+    else:
+        if activation == "z":
+            z = receiver[("z", layer)][b, pos].clone()  # [row head_index d_head]
+            z[torch.arange(len(b)), head] = value
+            attn_out = einops.einsum(z, block.attn.W_O, "row head_index d_head, head_index d_head d_model -> row d_model")
+            value = attn_out if getattr(block.attn, "b_O", None) is None else attn_out + block.attn.b_O
+        mid = receiver[("resid_pre", layer)][b, pos] + value
+    if getattr(block, "mlp", None) is None:  # attention-only block
+        return mid
+    normalized = mid[:, None] if getattr(block, "ln2", None) is None else block.ln2(mid[:, None])
+    return mid + block.mlp(normalized)[:, 0]
