@@ -34,11 +34,12 @@ from typing import Any, Callable, Optional
 import einops
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
-from interp.resume import (POST_ATTENTION, accepts_start_at_layer, finish_layer, finishes_exactly,
-                           receiver_names, resumes_exactly)
+from interp.resume import (POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, finish_layer,
+                           finishes_exactly, position_chunks, prefix_exactly, prefix_kv, receiver_names,
+                           resumes_exactly)
 
 # activation -> hook name pattern; "z" is per head ([batch pos head_index d_head])
 HOOKS = {
@@ -145,7 +146,7 @@ def activation_patching(
     # and (when the forward can be resumed part-way) what interp.resume reads
     both = torch.cat([donor, receiver])
     resume = _can_resume(model, output_hook, forward_kwargs)
-    extra = receiver_names(activation, layers, model.cfg.n_layers) if resume else {}
+    extra = receiver_names(activation, layers, model.cfg.n_layers, accepts_prefix_kv(model)) if resume else {}
     extra.update({name: (activation, layer) for layer, name in zip(layers, names)})
     wanted = set(names) | set(extra) | ({output_hook} if output_hook else set())
     with torch.no_grad():
@@ -183,32 +184,52 @@ def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_exa
     stream with the patched position's vector computed by hand; otherwise it runs from
     the tokens with the writing hook attached.
     """
-    batch = receiver.shape[0]
+    batch, n_pos = receiver.shape
     sites_per_forward = max(1, max_rows // batch)
     layers = sorted(set(sites[:, 0].tolist()))
     plan = _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out)
+    acts = plan["acts"]
     values = [None] * len(sites)
     with torch.no_grad():
         for layer in layers:
             index = (sites[:, 0] == layer).nonzero().flatten()
-            for start in range(0, len(index), sites_per_forward):
-                rows = index[start : start + sites_per_forward]
+            how = plan["how"][layer]
+            block = layer + 1 if how == "finish" else layer  # where the forward starts
+            by_position = plan["prefix"].get(block, False)
+            if by_position:  # run positions >= the group's first patched one; earlier ones come as keys/values
+                index = index[torch.argsort(sites[index, 1], stable=True)]
+                groups = position_chunks(sites[index, 1].tolist(), batch, n_pos, max_rows)
+            else:
+                groups = [range(start, min(start + sites_per_forward, len(index)))
+                          for start in range(0, len(index), sites_per_forward)]
+            for group in groups:
+                rows = index[list(group)]
                 chunk, n = sites[rows], len(rows)
-                if plan["how"][layer] == "finish":
+                first = int(chunk[:, 1].min()) if by_position else 0
+                later = {"prefix_kv": prefix_kv(acts, block, model.cfg.n_layers, first, n)} if first else {}
+                if how == "finish" or (how == "start" and activation == "resid_pre"):
+                    # the patched vector goes straight into the residual stream the forward starts
+                    # from (no hook: TransformerLens's hook clean-up costs ~2 ms per forward)
                     row, b, pos, head = _site_rows(chunk, batch)
-                    resid = plan["acts"][("resid_post", layer)].repeat(n, 1, 1)
                     value = donor_acts[layer][b, pos, head] if activation == "z" else donor_acts[layer][b, pos]
-                    resid[row, pos] = finish_layer(model, activation, layer, plan["acts"], value, b, pos, head)
-                    out = model(resid, start_at_layer=layer + 1)
+                    if how == "finish":
+                        resid = acts[("resid_post", layer)][:, first:].repeat(n, 1, 1)
+                        resid[row, pos - first] = finish_layer(model, activation, layer, acts, value, b, pos, head)
+                    else:
+                        resid = acts[("resid_pre", layer)][:, first:].repeat(n, 1, 1)
+                        resid[row, pos - first] = value
+                    out = model(resid, start_at_layer=block, **later)
                 else:
-                    hooks = [(hook_name(activation, layer), _block_writer(chunk, donor_acts[layer], batch,
-                                                                          activation == "z"))]
-                    if plan["how"][layer] == "start":
-                        out = model.run_with_hooks(plan["acts"][("resid_pre", layer)].repeat(n, 1, 1),
-                                                   start_at_layer=layer, fwd_hooks=hooks)
+                    hooks = [(hook_name(activation, layer),
+                              _block_writer(chunk, donor_acts[layer], batch, activation == "z", first))]
+                    if how == "start":
+                        out = model.run_with_hooks(acts[("resid_pre", layer)][:, first:].repeat(n, 1, 1),
+                                                   start_at_layer=layer, fwd_hooks=hooks, **later)
                     else:
                         out = run_metric(model, receiver.repeat(n, 1), hooks, output_hook,
                                          **_repeat_kwargs(forward_kwargs, batch, n))
+                if first:  # earlier positions' logits are the receiver's own
+                    out = torch.cat([plan["out"][:, :first].repeat(n, 1, 1), out], dim=1)
                 for s, row in enumerate(rows.tolist()):
                     values[row] = check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example)
     return torch.stack(values).detach().float()
@@ -221,25 +242,32 @@ def _can_resume(model: Any, output_hook: Optional[str], forward_kwargs: dict) ->
 def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out) -> dict:
     """Per layer: ``"finish"`` (resume after the block), ``"start"`` (resume at it) or None (from tokens)."""
     if not _can_resume(model, output_hook, forward_kwargs):
-        return {"how": {layer: None for layer in layers}, "acts": {}}
+        return {"how": {layer: None for layer in layers}, "acts": {}, "prefix": {}}
     if receiver_acts is None:
         receiver_acts = receiver_activations(model, receiver, activation, layers)
-    how = {}
+    if receiver_out is None:
+        with torch.no_grad():
+            receiver_out = model(receiver)
+    how, prefix = {}, {}
+    with_prefix = accepts_prefix_kv(model) and all(("k", layer) in receiver_acts for layer in layers)
     for layer in layers:
         after = {layer + 1: receiver_acts.get(("resid_post", layer))}
         if activation in POST_ATTENTION and finishes_exactly(model, activation, layer, receiver_acts) \
                 and resumes_exactly(model, receiver, after, [layer + 1], receiver_out):
-            how[layer] = "finish"
+            how[layer], block, resid = "finish", layer + 1, after[layer + 1]
         else:
-            resid = {layer: receiver_acts[("resid_pre", layer)]}
-            how[layer] = "start" if resumes_exactly(model, receiver, resid, [layer], receiver_out) else None
-    return {"how": how, "acts": receiver_acts}
+            resid = receiver_acts[("resid_pre", layer)]
+            ok = resumes_exactly(model, receiver, {layer: resid}, [layer], receiver_out)
+            how[layer], block = ("start" if ok else None), layer
+        if how[layer] and with_prefix:
+            prefix[block] = prefix_exactly(model, block, resid, receiver_acts, receiver_out)
+    return {"how": how, "acts": receiver_acts, "prefix": prefix, "out": receiver_out}
 
 
 def receiver_activations(model: Any, tokens: Int[Tensor, "batch pos"], activation: str,
                          layers: list[int]) -> dict[tuple[str, int], Tensor]:
     """The receiver activations :mod:`interp.resume` reads, keyed ``(activation, layer)``."""
-    names = receiver_names(activation, layers, model.cfg.n_layers)
+    names = receiver_names(activation, layers, model.cfg.n_layers, accepts_prefix_kv(model))
     names.update({hook_name(activation, layer): (activation, layer) for layer in layers})
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
@@ -256,15 +284,18 @@ def _site_rows(chunk: Tensor, batch: int) -> tuple[Tensor, Tensor, Tensor, Tenso
     return rows, b, pos, head
 
 
-def _block_writer(chunk: Tensor, donor: Tensor, batch: int, per_head: bool) -> Callable:
-    """A hook writing ``donor`` into row block ``s`` at the site of ``chunk[s]``."""
+def _block_writer(chunk: Tensor, donor: Tensor, batch: int, per_head: bool, first: int = 0) -> Callable:
+    """A hook writing ``donor`` into row block ``s`` at the site of ``chunk[s]``.
+
+    ``first``: the forward runs positions ``first`` onwards, so position ``p`` is column ``p - first``.
+    """
     rows, b, pos, head = _site_rows(chunk, batch)
 
     def write(act: Tensor, hook: Any) -> Tensor:
         if per_head:
-            act[rows, pos, head] = donor[b, pos, head].to(act.dtype)
+            act[rows, pos - first, head] = donor[b, pos, head].to(act.dtype)
         else:
-            act[rows, pos] = donor[b, pos].to(act.dtype)
+            act[rows, pos - first] = donor[b, pos].to(act.dtype)
         return act
 
     return write

@@ -13,6 +13,10 @@ run. Two shortcuts follow, each checked against the model's own forward before i
   (``resid_mid = resid_pre + attn_out``, ``attn_out = Σ_h z_h W_O[h] + b_O``,
   ``resid_post = resid_mid + mlp(ln2(resid_mid))``, through the block's own ``ln2`` and
   ``mlp``) and the forward resumes at block ``L + 1``, so block ``L`` is not rerun.
+- Later positions only: a patch at position ``p`` leaves positions ``< p`` as in the
+  receiver's run (attention is causal), so a forward that takes the receiver's keys and
+  values of those positions (``prefix_kv``, ours) runs positions ``>= p`` only; sites are
+  grouped by position so each group starts at its smallest (:func:`position_chunks`).
 """
 
 import inspect
@@ -54,9 +58,22 @@ def accepts_start_at_layer(model: Any) -> bool:
         return False
 
 
-def receiver_names(activation: str, layers: list[int], n_layers: int) -> dict[str, tuple[str, int]]:
+def accepts_prefix_kv(model: Any) -> bool:
+    """Whether ``model.forward`` takes ``prefix_kv`` (keys and values of earlier positions)."""
+    try:
+        return "prefix_kv" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def receiver_names(activation: str, layers: list[int], n_layers: int,
+                   prefix: bool = False) -> dict[str, tuple[str, int]]:
     """Hook name -> (activation, layer) of the receiver activations the shortcuts read."""
     names = {_HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
+    if prefix and layers:
+        for layer in range(min(layers), n_layers):
+            names[f"blocks.{layer}.attn.hook_k"] = ("k", layer)
+            names[f"blocks.{layer}.attn.hook_v"] = ("v", layer)
     if activation in POST_ATTENTION:
         for layer in layers:
             for act in (*_NEEDS[activation], "resid_post"):
@@ -87,6 +104,54 @@ def resumes_exactly(model: Any, tokens: Tensor, resid: dict[int, Tensor], layers
                     ok = False
                 checked[("start", layer)] = ok
     return all(checked[("start", layer)] for layer in layers)
+
+
+def prefix_kv(receiver: dict, start: int, n_layers: int, n_prefix: int, repeats: int) -> list[tuple[Tensor, Tensor]]:
+    """The receiver's keys and values of positions ``< n_prefix`` for blocks ``start`` onwards, repeated."""
+    return [(receiver[("k", layer)][:, :n_prefix].repeat(repeats, 1, 1, 1),
+             receiver[("v", layer)][:, :n_prefix].repeat(repeats, 1, 1, 1)) for layer in range(start, n_layers)]
+
+
+def prefix_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: Tensor) -> bool:
+    """Whether resuming at block ``start`` on the later positions, with the earlier ones'
+    keys and values given, reproduces the full forward's logits there (checked once)."""
+    checked = _CHECKED.setdefault(model, {})
+    key = ("prefix", start)
+    if key not in checked:
+        n_prefix = max(1, resid.shape[1] // 2)
+        try:
+            with torch.no_grad():
+                later = model(resid[:, n_prefix:], start_at_layer=start,
+                              prefix_kv=prefix_kv(receiver, start, model.cfg.n_layers, n_prefix, 1))
+            checked[key] = isinstance(later, Tensor) and later.shape == full[:, n_prefix:].shape and \
+                torch.allclose(later, full[:, n_prefix:], rtol=1e-5, atol=1e-6)
+        except Exception:  # noqa: BLE001 - any failure means: run every position
+            checked[key] = False
+    return checked[key]
+
+
+def position_chunks(positions: list[int], batch: int, n_pos: int, max_rows: int,
+                    overhead: int = 192) -> list[list[int]]:
+    """Split sites (given by their positions, sorted) into groups run in one forward each.
+
+    A group starting at position ``P`` costs ``rows x (n_pos - P)`` token rows plus a fixed
+    ``overhead`` (in token rows) per forward; groups hold at most ``max_rows`` rows. Exact
+    minimum by dynamic programming over cut points of the sorted list.
+    """
+    n = len(positions)
+    per_forward = max(1, max_rows // batch)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - per_forward), end):
+            cost = best[start] + overhead + (end - start) * batch * (n_pos - positions[start])
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], n
+    while end > 0:
+        groups.append(list(range(cut[end], end)))
+        end = cut[end]
+    return groups[::-1]
 
 
 def finishes_exactly(model: Any, activation: str, layer: int, receiver: dict) -> bool:

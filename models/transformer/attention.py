@@ -1,6 +1,7 @@
 """Multi-head causal self-attention with the pattern materialised, so hooks can edit it."""
 
 import math
+from typing import Optional
 
 import einops
 import torch
@@ -60,15 +61,22 @@ class Attention(nn.Module):
                                head_index=W.shape[0])
         return out if b is None else out + b
 
-    def forward(self, normalized: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(
+        self, normalized: Float[Tensor, "batch pos d_model"], prefix: Optional[tuple[Tensor, Tensor]] = None
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """``prefix``: keys and values ``[batch prefix_pos head_index d_head]`` of positions before
+        ``normalized`` (a KV cache); the queries are then the later positions only."""
         q = self.hook_q(self._project(normalized, self.W_Q, self.b_Q))
         k = self.hook_k(self._project(normalized, self.W_K, self.b_K))
         v = self.hook_v(self._project(normalized, self.W_V, self.b_V))
+        if prefix is not None:
+            k, v = torch.cat([prefix[0], k], dim=1), torch.cat([prefix[1], v], dim=1)
         scores = einops.einsum(
             q, k, "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos"
         ) / self.attn_scale
-        pos = normalized.shape[1]
-        scores = self.hook_attn_scores(scores.masked_fill(self.causal_mask[:pos, :pos], float("-inf")))
+        n_query, n_key = q.shape[1], k.shape[1]  # query i sits at position n_key - n_query + i
+        mask = self.causal_mask[n_key - n_query : n_key, :n_key]
+        scores = self.hook_attn_scores(scores.masked_fill(mask, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         z = self.hook_z(
             einops.einsum(

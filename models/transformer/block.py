@@ -39,10 +39,13 @@ class TransformerBlock(nn.Module):
             self.hook_mlp_out = HookPoint()  # [batch pos d_model]
         self.hook_resid_post = HookPoint()  # [batch pos d_model]
 
-    def forward(self, resid_pre: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(
+        self, resid_pre: Float[Tensor, "batch pos d_model"], prefix: Optional[tuple[Tensor, Tensor]] = None
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """``prefix``: the attention's keys and values of earlier positions (see ``Attention.forward``)."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_in = resid_pre if self.ln1 is None else self.ln1(resid_pre)
-        resid = resid_pre + self.hook_attn_out(self.attn(attn_in))
+        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix))
         if not self.cfg.attn_only:
             resid = self.hook_resid_mid(resid)
             mlp_in = resid if self.ln2 is None else self.ln2(resid)

@@ -90,6 +90,7 @@ class Transformer(HookedRootModule):
         loss_per_token: bool = False,
         stop_at_layer: Optional[int] = None,
         start_at_layer: Optional[int] = None,
+        prefix_kv: Optional[Sequence[tuple[Tensor, Tensor]]] = None,
     ) -> Any:
         """Logits [batch pos d_vocab], next-token loss, both as a tuple, or None.
 
@@ -98,6 +99,10 @@ class Transformer(HookedRootModule):
         With ``start_at_layer=L``, ``input`` is that residual stream [batch pos d_model]
         and only blocks ``L`` onwards run (their hooks fire, the embedding hooks do not):
         ``model(model(tokens, stop_at_layer=L), start_at_layer=L) == model(tokens)``.
+        With ``start_at_layer`` also ``prefix_kv``, one ``(k, v)`` pair per block run (the
+        ``attn.hook_k`` / ``hook_v`` activations ``[batch prefix_pos head_index d_head]`` of the
+        positions before ``input``, a KV cache): ``input`` then holds the later positions only,
+        and the logits are those of the later positions.
         """
         if return_type not in ("logits", "loss", "both", None):
             raise ValueError(f"return_type={return_type!r}; use 'logits', 'loss', 'both' or None.")
@@ -112,8 +117,17 @@ class Transformer(HookedRootModule):
             if return_type in ("loss", "both"):
                 raise ValueError("start_at_layer takes a residual stream, not tokens, so there is no next-token "
                                  "loss; use return_type='logits' and compute the loss from the logits.")
-        for block in self.blocks[start_at_layer:stop_at_layer]:
-            residual = block(residual)
+        blocks = self.blocks[start_at_layer:stop_at_layer]
+        if prefix_kv is None:
+            prefix_kv = [None] * len(blocks)
+        elif start_at_layer is None or len(prefix_kv) != len(blocks):
+            raise ValueError(f"prefix_kv needs start_at_layer and one (k, v) per block run ({len(blocks)}), "
+                             f"got {len(prefix_kv)}.")
+        elif prefix_kv and residual.shape[1] + prefix_kv[0][0].shape[1] > self.cfg.n_ctx:
+            raise ValueError(f"prefix of {prefix_kv[0][0].shape[1]} and input of {residual.shape[1]} positions "
+                             f"exceed n_ctx={self.cfg.n_ctx}.")
+        for block, prefix in zip(blocks, prefix_kv):
+            residual = block(residual, prefix)
         if stop_at_layer is not None:
             return residual
         if self.ln_final is not None:

@@ -229,3 +229,16 @@ def test_finishing_the_patched_layer_by_hand_equals_patching_from_the_tokens(act
     checked = resume._CHECKED[model]
     assert all(checked[("finish", activation, layer)] for layer in range(cfg.n_layers)), \
         "our blocks should be finished by hand, not rerun"
+    assert any(checked.get(("prefix", layer)) for layer in range(cfg.n_layers + 1)), \
+        "our forward takes prefix_kv, so later-position-only forwards should be in use"
+
+
+def test_position_chunks_trade_recomputed_positions_against_forwards():
+    from interp.resume import position_chunks
+
+    # no per-forward cost: one group per distinct position, each starting there
+    assert position_chunks([1, 1, 5, 5], batch=8, n_pos=7, max_rows=1024, overhead=0) == [[0, 1], [2, 3]]
+    # a forward costs more than recomputing a few positions: one group
+    assert position_chunks([1, 1, 5, 5], batch=8, n_pos=7, max_rows=1024, overhead=10_000) == [[0, 1, 2, 3]]
+    # max_rows caps a group at 2 sites of batch 8
+    assert all(len(g) <= 2 for g in position_chunks([0, 1, 2, 3, 4], batch=8, n_pos=7, max_rows=16))

@@ -100,6 +100,19 @@ def test_start_at_layer_rejects_tokens_and_loss(model, tokens):
         model(model(tokens, stop_at_layer=1), start_at_layer=1, return_type="loss")
 
 
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("n_prefix", [1, 4, 9])
+def test_prefix_kv_runs_the_later_positions_only(model, tokens, layer, n_prefix):
+    # a KV cache: the earlier positions' keys and values stand in for their residual stream
+    logits, cache = model.run_with_cache(tokens)
+    prefix = [(cache[f"blocks.{i}.attn.hook_k"][:, :n_prefix], cache[f"blocks.{i}.attn.hook_v"][:, :n_prefix])
+              for i in range(layer, model.cfg.n_layers)]
+    later = model(cache[f"blocks.{layer}.hook_resid_pre"][:, n_prefix:], start_at_layer=layer, prefix_kv=prefix)
+    torch.testing.assert_close(later, logits[:, n_prefix:])
+    with pytest.raises(ValueError, match="one \\(k, v\\) per block"):
+        model(cache[f"blocks.{layer}.hook_resid_pre"][:, n_prefix:], start_at_layer=layer, prefix_kv=prefix[:-1])
+
+
 def test_loss_is_next_token_cross_entropy(model, tokens):
     logits, loss = model(tokens, return_type="both")
     expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 23), tokens[:, 1:].reshape(-1))
