@@ -60,7 +60,8 @@ def test_capacity_sits_between_random_and_the_bound():
 
 
 @pytest.mark.parametrize("call", [lambda: pack(0, 3), lambda: pack(3, 0), lambda: pack(5, 3, slack=0),
-                                  lambda: capacity(5, 1.2), lambda: random_capacity(5, 0.0)])
+                                  lambda: pack(5, 3, slack=(0.5, 1.5)), lambda: capacity(5, 1.2),
+                                  lambda: random_capacity(5, 0.0)])
 def test_bad_input_is_refused(call):
     with pytest.raises(ValueError):
         call()
