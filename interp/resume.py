@@ -117,6 +117,8 @@ def prefix_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: 
     keys and values given, reproduces the full forward's logits there (checked once)."""
     checked = _CHECKED.setdefault(model, {})
     key = ("prefix", start)
+    if resid.shape[1] < 2:  # one position: nothing to split (and nothing to learn about the model)
+        return False
     if key not in checked:
         n_prefix = max(1, resid.shape[1] // 2)
         try:
