@@ -25,7 +25,7 @@ numbers in a few forwards), and each forward computes only what the patch can ch
 it starts at the patched layer from the receiver's residual stream, or one block later
 for a patch after the attention (the patched position's vector finished by hand), and
 runs only the positions from the first patched one, the earlier ones entering as the
-receiver's keys and values. On the facts model that is 10-29x TransformerLens's sweep for
+receiver's keys and values. On the facts model that is 9.9-29x TransformerLens's sweep for
 one prompt pair, 7-12x for 8 and 5-7x for 24 (``benchmarks/bench_patching.py``): with a
 large batch each of TransformerLens's forwards is mostly arithmetic, and the arithmetic
 skipped bounds the gain.
