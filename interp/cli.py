@@ -52,9 +52,15 @@ def build_config(name: str, quick: bool, seed: Optional[int], assignments: list[
 
 def run_analysis(name: str, config, out: Path):
     """Run one analysis and save its report; returns the report folder."""
+    import torch
+
     import analyses
 
-    report = analyses.get(name).run(config)
+    threads = torch.get_num_threads()
+    try:
+        report = analyses.get(name).run(config)
+    finally:  # an analysis that pins torch's threads must not slow the ones after it
+        torch.set_num_threads(threads)
     return report, report.save(out)
 
 

@@ -78,7 +78,9 @@ def test_same_seed_same_measurements():
 
 
 def test_quick_report_is_complete(tmp_path):
+    threads = torch.get_num_threads()
     folder = digits.run(digits.Config.quick()).save(tmp_path)
+    assert torch.get_num_threads() == threads, "training on one core must not leave torch on one thread"
     names = {p.stem for p in (folder / "figures").glob("*.png")}
     assert names == {"training_curves", "confusion", "first_layer_weights", "edge_likeness", "noise_confidence",
                      "noise_examples", "bang_for_the_buck", "fire_together"}
