@@ -44,19 +44,10 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.resume import (POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, finish_layer,
+from interp.resume import (HOOKS, POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, finish_layer,
                            finishes_exactly, position_chunks, prefix_exactly, prefix_kv, receiver_names,
                            resumes_exactly)
 
-# activation -> hook name pattern; "z" is per head ([batch pos head_index d_head])
-HOOKS = {
-    "resid_pre": "blocks.{layer}.hook_resid_pre",
-    "resid_mid": "blocks.{layer}.hook_resid_mid",
-    "resid_post": "blocks.{layer}.hook_resid_post",
-    "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_out": "blocks.{layer}.hook_mlp_out",
-    "z": "blocks.{layer}.attn.hook_z",
-}
 DIRECTIONS = ("denoise", "noise")
 Metric = Callable[[Tensor], Tensor]
 

@@ -37,7 +37,8 @@ _NEEDS = {
     "mlp_out": ("resid_mid",),
     "resid_post": (),
 }
-_HOOKS = {
+# activation -> hook name pattern (TransformerLens's names); "z" is per head ([batch pos head_index d_head])
+HOOKS = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",
     "resid_mid": "blocks.{layer}.hook_resid_mid",
     "resid_post": "blocks.{layer}.hook_resid_post",
@@ -69,7 +70,7 @@ def accepts_prefix_kv(model: Any) -> bool:
 def receiver_names(activation: str, layers: list[int], n_layers: int,
                    prefix: bool = False) -> dict[str, tuple[str, int]]:
     """Hook name -> (activation, layer) of the receiver activations the shortcuts read."""
-    names = {_HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
+    names = {HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
     if prefix and layers:
         for layer in range(min(layers), n_layers):
             names[f"blocks.{layer}.attn.hook_k"] = ("k", layer)
@@ -77,7 +78,7 @@ def receiver_names(activation: str, layers: list[int], n_layers: int,
     if activation in POST_ATTENTION:
         for layer in layers:
             for act in (*_NEEDS[activation], "resid_post"):
-                names[_HOOKS[act].format(layer=layer)] = (act, layer)
+                names[HOOKS[act].format(layer=layer)] = (act, layer)
     return names
 
 
