@@ -2,7 +2,8 @@ import pytest
 import torch
 import transformer_lens.patching as tlp
 
-from interp.patching import activation_patching, attribution_patching, hook_name, patch_sites, patching_frame
+from interp.attribution import attribution_patching
+from interp.patching import activation_patching, hook_name, patch_sites, patching_frame
 from tests.interp._bridges import clean_and_corrupted, tiny_bridge
 
 TL_SWEEPS = {
