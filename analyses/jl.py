@@ -18,7 +18,8 @@ import seaborn as sns
 import torch
 
 from interp.jl import angle_deg, jl_rate, levenshtein_bound, welch_bound, coherence_lower_bound
-from interp.packing import capacity, pack, random_unit_vectors, max_abs_cos
+from interp.chirps import chirp_prime, chirp_start
+from interp.packing import capacity, max_abs_cos, pack, random_unit_vectors
 from interp.report import Report
 
 # Best known line packings. R^3: Conway, Hardin & Sloane 1996, "Packing lines, planes,
@@ -35,7 +36,8 @@ class Config:
     seed: int = 0
     n: int = 10_000
     d: int = 100
-    steps: int = 1000  # ~0.4 s a step at 10,000 x 100 on two cores: about 7 minutes
+    steps: int = 600  # ~0.4 s a step at 10,000 x 100 on two cores: about 4 minutes
+    random_steps: int = 300  # the same optimiser from random vectors, for contrast
     eps_values: tuple[float, ...] = (0.1, 0.2, 0.3)
     capacity_dims: tuple[tuple[int, ...], ...] = ((20, 30, 40), (8, 12, 16, 20), (4, 6, 8, 10))
     capacity_steps: int = 300
@@ -48,12 +50,12 @@ class Config:
             raise ValueError(f"every eps must lie strictly between 0 and 1, got {self.eps_values}")
         if len(self.capacity_dims) != len(self.eps_values):
             raise ValueError("capacity_dims needs one tuple of dimensions per eps value")
-        if self.steps < 1 or self.capacity_steps < 1:
-            raise ValueError("steps and capacity_steps must be >= 1")
+        if self.steps < 1 or self.capacity_steps < 1 or self.random_steps < 1:
+            raise ValueError("steps, random_steps and capacity_steps must be >= 1")
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(n=1000, d=30, steps=150, capacity_dims=((20, 30), (8, 12), (4, 6, 8)), capacity_steps=300,
+        return cls(n=900, d=30, steps=150, random_steps=150, capacity_dims=((20, 30), (8, 12), (4, 6, 8)), capacity_steps=300,
                    small_cases=((4, 3), (6, 3), (8, 3), (5, 4)))
 
 
@@ -72,18 +74,31 @@ def angle_histogram(vectors: torch.Tensor, bins: np.ndarray, chunk_size: int = 2
 
 
 def series_experiment(config: Config) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Random and optimised n x d packings: summary, angle histograms, optimiser history."""
-    random = random_unit_vectors(config.n, config.d, seed=config.seed)
-    packed = pack(config.n, config.d, seed=config.seed, steps=config.steps)
+    """Random, optimised-from-random, and (where it applies) chirp-frame and optimised-from-chirp packings.
+
+    Returns the summary (one row per set of vectors, with the optimiser's steps and time),
+    the angle histograms and the optimisers' histories (column ``start``).
+    """
+    n, d, seed = config.n, config.d, config.seed
+    runs = [("random", random_unit_vectors(n, d, seed=seed), 0, 0.0)]
+    histories = []
+    starts = ["random"] + (["chirp"] if chirp_prime(n, d) is not None else [])
+    for start in starts:
+        steps = config.random_steps if start == "random" and len(starts) > 1 else config.steps
+        if start == "chirp":
+            runs.append(("chirp frame", chirp_start(n, d, seed=seed), 0, 0.0))
+        packed = pack(n, d, seed=seed, steps=steps, init=start, progress=True)
+        runs.append((f"optimised from {start}", packed.vectors, steps, packed.seconds))
+        histories.append(packed.history.assign(start=start))
     bins = np.linspace(0, 180, 721)
     hist, summary = [], []
-    for name, vectors, seconds in (("random", random, 0.0), ("optimised", packed.vectors, packed.seconds)):
+    for name, vectors, steps, seconds in runs:
         mu = max_abs_cos(vectors)
         summary.append({"vectors": name, "max_abs_cos": mu, "min_angle_deg": angle_deg(mu),
-                        "ratio_to_levenshtein": mu / coherence_lower_bound(config.n, config.d), "seconds": seconds})
+                        "ratio_to_levenshtein": mu / coherence_lower_bound(n, d), "steps": steps, "seconds": seconds})
         hist.append(pd.DataFrame({"vectors": name, "angle_deg": (bins[:-1] + bins[1:]) / 2,
                                   "pairs": angle_histogram(vectors, bins)}))
-    return pd.DataFrame(summary), pd.concat(hist, ignore_index=True), packed.history
+    return pd.DataFrame(summary), pd.concat(hist, ignore_index=True), pd.concat(histories, ignore_index=True)
 
 
 def capacity_curves(config: Config) -> pd.DataFrame:
@@ -118,29 +133,35 @@ def small_packings(config: Config) -> pd.DataFrame:
 # -- figures -----------------------------------------------------------------------------
 def plot_angles(hist: pd.DataFrame, n: int, d: int) -> plt.Figure:
     """All pairwise angles, log counts, with the bounds' forbidden zone marked."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for (name, group), color in zip(hist.groupby("vectors", sort=False), ("tab:grey", "tab:blue")):
+    fig, ax = plt.subplots(figsize=(10, 4))
+    colors = {"random": "tab:grey", "optimised from random": "tab:blue", "chirp frame": "tab:green",
+              "optimised from chirp": "tab:purple"}
+    for name, group in hist.groupby("vectors", sort=False):
         shown = group[group["pairs"] > 0]
-        ax.step(shown["angle_deg"], shown["pairs"], where="mid", color=color, label=name)
+        ax.step(shown["angle_deg"], shown["pairs"], where="mid", color=colors.get(name), label=name, lw=1)
     lev = angle_deg(coherence_lower_bound(n, d))
     ax.axvspan(lev, 180 - lev, color="tab:red", alpha=0.08,
                label=f"bounds: some pair must lie outside ({lev:.2f}°, {180 - lev:.2f}°)")
     for x in (lev, 180 - lev):
         ax.axvline(x, color="tab:red", lw=1, ls="--")
     ax.axvspan(89, 91, color="gold", alpha=0.5, label="89-91° (impossible for all pairs)")
-    ax.set(yscale="log", xlim=(0, 180), xlabel="angle between vectors (degrees)", ylabel="pairs per 0.25°")
+    seen = hist.loc[hist["pairs"] > 0, "angle_deg"]
+    half = max(90 - seen.min(), seen.max() - 90, 90 - lev) + 5  # every pair shown, centred on 90°
+    ax.set(yscale="log", xlim=(max(0, 90 - half), min(180, 90 + half)), xlabel="angle between vectors (degrees)",
+           ylabel="pairs per 0.25°")
     ax.set_title(f"{n:,} vectors in {d} dimensions: every pairwise angle")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
 
 
 def plot_history(history: pd.DataFrame, lower: float) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(history["step"], history["max_abs_cos"], label="optimiser (best so far)")
+    for start, run in history.groupby("start", sort=False):
+        ax.plot(run["step"], run["max_abs_cos"], label=f"optimiser from {start}")
     ax.axhline(lower, color="tab:red", ls="--", label="lower bound")
     ax.axhline(1.5 * lower, color="tab:orange", ls=":", label="1.5 x lower bound")
-    ax.set(xlabel="step", ylabel="max |cos|", ylim=(0, None))
+    ax.set(xlabel="step", ylabel="max |cos| (best so far)", ylim=(0.9 * lower, 2 * lower))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -181,17 +202,44 @@ def run(config: Config) -> Report:
     lev_line = (f"Levenshtein's bound forces some pair to |cos| >= {levenshtein_bound(n, d):.4f}, i.e. an angle of "
                 f"{angle_deg(levenshtein_bound(n, d)):.2f}° or closer" if n > d * (d + 1) / 2 else
                 f"Welch's bound forces some pair to |cos| >= {welch_bound(n, d):.4f}")
-    rnd, opt = summary.iloc[0], summary.iloc[1]
+    rows = summary.set_index("vectors")
+    rnd = rows.loc["random"]
+    from_random = rows.loc["optimised from random"]
+    chirp = "optimised from chirp" in rows.index
+    opt = rows.loc["optimised from chirp" if chirp else "optimised from random"]
+    if chirp:
+        frame = rows.loc["chirp frame"]
+        p = chirp_prime(n, d)
+        story = (
+            f"Gradient descent on the closest pairs, started from those random directions, reaches "
+            f"{from_random['max_abs_cos']:.4f} ({from_random['min_angle_deg']:.2f}°) in {int(from_random['steps'])} steps "
+            f"({from_random['seconds']:.0f} s). Started instead from a real chirp frame (the real and imaginary "
+            f"parts of Alltop's chirps exp(2πi(ax²+bx)/{p}), an algebraic construction with |cos| <= "
+            f"2/(√{p} - 1) = {2 / (math.sqrt(p) - 1):.4f} in R^{p}"
+            + ((f", written in {d} dimensions by dropping the constant direction" if p - d == 1 else
+                f", written in {d} dimensions by dropping the {p - d} lowest-frequency Fourier directions")
+               if p > d else "")
+            + f"; largest |cos| {frame['max_abs_cos']:.4f} before any optimisation), the same optimiser reaches "
+            f"{opt['max_abs_cos']:.4f} ({opt['min_angle_deg']:.2f}°), {opt['ratio_to_levenshtein']:.3f} times the "
+            f"bound, in {int(opt['steps'])} steps ({opt['seconds']:.0f} s)."
+            + (" The structured start ends lower. At 10,000 x 100 the gap is the basin, not the step count: "
+               "from random vectors the largest |cos| creeps down ever more slowly as more pairs pile up "
+               "against it (1,000 steps reached 0.2122; `interp.packing.pack`'s docstring records the "
+               "measurements)."
+               if opt["max_abs_cos"] < from_random["max_abs_cos"] else
+               " Here the structured start did not beat the random one."))
+    else:
+        story = (f"The optimiser reaches {opt['max_abs_cos']:.4f} ({opt['min_angle_deg']:.2f}°), "
+                 f"{opt['ratio_to_levenshtein']:.3f} times the bound, in {int(opt['steps'])} steps ({opt['seconds']:.0f} s).")
     section = report.section(f"{n:,} vectors in {d} dimensions", (
         f"Question: can {n:,} directions in {d} dimensions all be within a degree of perpendicular? "
         f"No: {lev_line} (Welch's weaker bound gives {welch_bound(n, d):.4f}). So all pairs within 89-91° "
         f"is impossible. Random directions reach a largest |cos| of {rnd['max_abs_cos']:.3f} (smallest angle "
-        f"{rnd['min_angle_deg']:.1f}°); the optimiser reaches {opt['max_abs_cos']:.4f} ({opt['min_angle_deg']:.2f}°), "
-        f"{opt['ratio_to_levenshtein']:.2f} times the bound, in {opt['seconds']:.0f} s. The histogram shows every "
+        f"{rnd['min_angle_deg']:.1f}°). " + story + " The histogram shows every "
         "one of the pairs on a log scale, so no pair that collapsed towards parallel can hide."))
-    section.figure(plot_angles(hist, n, d), "angles", "All pairwise angles, random against optimised; the red "
+    section.figure(plot_angles(hist, n, d), "angles", "All pairwise angles of each set of vectors; the red "
                    "band is where the bounds forbid every pair to lie.")
-    section.table(summary, "series_summary", "Largest |cos| and smallest angle, random against optimised.")
+    section.table(summary, "series_summary", "Largest |cos| and smallest angle of each set of vectors.")
     section.figure(plot_history(history, lower), "history", "Largest |cos| during optimisation.")
     section.table(hist[hist["pairs"] > 0], "angle_histogram", "Pairs per 0.25° bin.", max_rows=10)
     report.headline("optimised_max_abs_cos", opt["max_abs_cos"], f"largest |cos| among {n:,} optimised vectors in R^{d}")
@@ -199,6 +247,9 @@ def run(config: Config) -> Report:
     report.headline("ratio_to_bound", opt["ratio_to_levenshtein"], "optimised max |cos| / best lower bound")
     report.headline("random_max_abs_cos", rnd["max_abs_cos"], "largest |cos| among random vectors")
     report.headline("pack_seconds", opt["seconds"], "time the optimiser took (this machine, as loaded)")
+    if chirp:
+        report.headline("optimised_from_random_max_abs_cos", from_random["max_abs_cos"],
+                        f"the same optimiser from random vectors ({int(from_random['steps'])} steps)")
 
     curves = capacity_curves(config)
     growth = fit_growth(curves)

@@ -15,3 +15,8 @@ def test_quick_report_is_complete(tmp_path):
         assert (folder / "figures" / f"{name}.png").stat().st_size > 5_000, name
     for name in ("series_summary", "capacity", "growth", "small_cases"):
         assert (folder / f"{name}.csv").exists(), name
+    # 900 lines in R^30 lie beyond d(d+1)/2 = 465 and p = 31 gives 961 chirp lines: both starts are run
+    summary = (folder / "series_summary.csv").read_text()
+    for name in ("random", "optimised from random", "chirp frame", "optimised from chirp"):
+        assert f"\n{name}," in summary, name
+    assert "optimised_from_random_max_abs_cos" in headline

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from interp.jl import coherence_lower_bound
-from interp.packing import _hinge_gradient, capacity, max_abs_cos, pack, random_capacity
+from interp.chirps import chirp_start
+from interp.packing import _choose_init, _hinge_gradient, capacity, max_abs_cos, pack, random_capacity
 
 # Conway, Hardin & Sloane 1996, Table 1 (lines in R^3); N = 8 proven by Mixon & Parshall 2019.
 BEST_R3 = {4: 70.5288, 5: 63.4349, 6: 63.4349, 7: 54.7356, 8: 49.5567}
@@ -59,9 +60,29 @@ def test_capacity_sits_between_random_and_the_bound():
     assert result["optimised"] >= 9, "6 dims at |cos| <= 0.3 holds at least 9 vectors"
 
 
+def test_pack_starts_from_a_given_configuration():
+    start = torch.randn(60, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    untouched = pack(60, 5, init=start, steps=0)
+    assert untouched.max_abs_cos == pytest.approx(max_abs_cos(start), abs=1e-12)
+    assert torch.allclose(untouched.vectors, torch.nn.functional.normalize(start, dim=1))
+    assert pack(60, 5, init=start, steps=100).max_abs_cos < untouched.max_abs_cos
+
+
+def test_auto_start_takes_the_chirp_frame_where_it_applies_and_it_beats_random_starts():
+    # 2,800 lines in R^53: beyond d(d+1)/2 = 1,431, and the chirp frame of p = 53 has 2,809
+    chirp = pack(2800, 53, steps=150)
+    assert chirp.history["max_abs_cos"].iloc[0] == pytest.approx(max_abs_cos(chirp_start(2800, 53)), abs=1e-6)
+    random = pack(2800, 53, steps=150, init="random")
+    assert chirp.max_abs_cos < random.max_abs_cos
+    # random starts below d(d+1)/2, on small problems, and where no prime lies close above d
+    assert [_choose_init(n, d, "auto", small) for n, d, small in ((1000, 53, False), (169, 13, True),
+                                                                  (2000, 50, False))] == ["random"] * 3
+
+
 @pytest.mark.parametrize("call", [lambda: pack(0, 3), lambda: pack(3, 0), lambda: pack(5, 3, slack=0),
                                   lambda: pack(5, 3, slack=(0.5, 1.5)), lambda: capacity(5, 1.2),
-                                  lambda: random_capacity(5, 0.0)])
+                                  lambda: random_capacity(5, 0.0), lambda: pack(5, 3, init="grid"),
+                                  lambda: pack(5, 3, init=torch.ones(4, 3)), lambda: pack(2000, 50, init="chirp")])
 def test_bad_input_is_refused(call):
     with pytest.raises(ValueError):
         call()
