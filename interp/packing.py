@@ -34,7 +34,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import einops
 import pandas as pd
 import torch
 from jaxtyping import Float
