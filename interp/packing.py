@@ -24,10 +24,11 @@ Where it starts matters more than how long it runs on large problems: from rando
 10,000 lines in R^100 stall near 0.212 (1000 steps 0.2122, 1400 steps 0.2118, each step
 gaining less as more pairs jam against the max), while from the real chirp frame of
 :mod:`interp.chirps` (10,201 lines in R^101 with |cos| <= 0.221, written in R^100) the same
-optimiser passes 0.21 within 200 steps. ``init="auto"`` takes that frame for large
-problems beyond ``d(d+1)/2`` lines (where Levenshtein's bound applies) whenever a prime just
-above d supplies enough lines; it also won at 2,800 x 53 and 5,000 x 71 (1.377 and 1.387
-times the bound after 300 steps, against 1.413 and 1.468 from random vectors).
+optimiser reaches 0.2014 in 300 steps and 0.1998 in 600 (1.43 times Levenshtein's
+bound). ``init="auto"`` takes that frame for large problems beyond ``d(d+1)/2`` lines
+(where Levenshtein's bound applies) whenever a prime just above d supplies enough lines;
+it also won at 2,800 x 53 and 5,000 x 71 (1.377 and 1.387 times the bound after 300 steps,
+against 1.413 and 1.468 from random vectors) and tied at 1,300 x 37 (1.347 against 1.351).
 """
 
 import math
