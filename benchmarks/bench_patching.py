@@ -14,7 +14,8 @@ The ratio depends on the batch (``--pairs`` clean/corrupted prompt pairs): Trans
 runs one forward per site, so at one pair its time is mostly per-forward overhead, while
 at 24 pairs (what the facts analysis patches) each of its forwards is mostly arithmetic and
 ours can only win by the arithmetic it skips (earlier layers, the patched layer after a
-post-attention patch, positions before the patch).
+post-attention patch, positions before the patch) and by running fewer, larger block calls
+(rows patched at several layers share one pass).
 """
 
 import argparse

@@ -25,10 +25,11 @@ numbers in a few forwards), and each forward computes only what the patch can ch
 it starts at the patched layer from the receiver's residual stream, or one block later
 for a patch after the attention (the patched position's vector finished by hand), and
 runs only the positions from the first patched one, the earlier ones entering as the
-receiver's keys and values. On the facts model that is 9.9-29x TransformerLens's sweep for
-one prompt pair, 7-12x for 8 and 5-7x for 24 (``benchmarks/bench_patching.py``): with a
-large batch each of TransformerLens's forwards is mostly arithmetic, and the arithmetic
-skipped bounds the gain.
+receiver's keys and values; sites of several layers that start at the same position share
+one pass, each row joining at its own block. On the facts model that is 12-35x
+TransformerLens's sweep for one prompt pair, 6-14x for 8 and 6-8x for 24
+(``benchmarks/bench_patching.py``): with a large batch each of TransformerLens's forwards
+is mostly arithmetic, and the arithmetic skipped bounds the gain.
 
 Everything goes through ``run_with_hooks`` / ``run_with_cache`` with TransformerLens hook
 names, so any ``HookedRootModule`` or ``TransformerBridge`` works (``output_hook`` lets the
@@ -43,9 +44,9 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.resume import (HOOKS, POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, finish_layer,
-                           finishes_exactly, position_chunks, prefix_exactly, prefix_kv, receiver_names,
-                           resumes_exactly)
+from interp.resume import (HOOKS, POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, chains_exactly,
+                           finish_layer, finishes_exactly, position_chunks, prefix_exactly, prefix_kv, receiver_names,
+                           resumes_exactly, staggered_forward)
 
 DIRECTIONS = ("denoise", "noise")
 Metric = Callable[[Tensor], Tensor]
@@ -186,26 +187,83 @@ def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_exa
     sites_per_forward = max(1, max_rows // batch)
     layers = sorted(set(sites[:, 0].tolist()))
     plan = _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out)
+    jobs = []  # (layer, site indices, first position run), one forward each unless merged below
+    for layer in layers:
+        index = (sites[:, 0] == layer).nonzero().flatten()
+        block = layer + 1 if plan["how"][layer] == "finish" else layer  # where the forward starts
+        by_position = plan["prefix"].get(block, False)
+        if by_position:  # run positions >= the group's first patched one; earlier ones come as keys/values
+            index = index[torch.argsort(sites[index, 1], stable=True)]
+            groups = position_chunks(sites[index, 1].tolist(), batch, n_pos, max_rows)
+        else:
+            groups = [range(start, min(start + sites_per_forward, len(index)))
+                      for start in range(0, len(index), sites_per_forward)]
+        for group in groups:
+            rows = index[list(group)]
+            jobs.append((layer, rows, int(sites[rows, 1].min()) if by_position else 0))
     values = [None] * len(sites)
     with torch.no_grad():
-        for layer in layers:
-            index = (sites[:, 0] == layer).nonzero().flatten()
-            block = layer + 1 if plan["how"][layer] == "finish" else layer  # where the forward starts
-            by_position = plan["prefix"].get(block, False)
-            if by_position:  # run positions >= the group's first patched one; earlier ones come as keys/values
-                index = index[torch.argsort(sites[index, 1], stable=True)]
-                groups = position_chunks(sites[index, 1].tolist(), batch, n_pos, max_rows)
-            else:
-                groups = [range(start, min(start + sites_per_forward, len(index)))
-                          for start in range(0, len(index), sites_per_forward)]
-            for group in groups:
-                rows = index[list(group)]
-                first = int(sites[rows, 1].min()) if by_position else 0
+        for merged in _merge_jobs(jobs, plan, activation, batch, max_rows):
+            first = merged[0][2]
+            if len(merged) == 1:
+                layer, rows, _ = merged[0]
                 out = _patched_forward(model, plan, activation, layer, sites[rows], donor_acts[layer], receiver,
                                        first, output_hook, forward_kwargs)
-                for s, row in enumerate(rows.tolist()):
-                    values[row] = check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example)
+            else:
+                out = _staggered(model, plan, activation, [(layer, sites[rows]) for layer, rows, _ in merged],
+                                 donor_acts, batch, first)
+            for s, row in enumerate(torch.cat([rows for _, rows, _ in merged]).tolist()):
+                values[row] = check_metric_value(metric(out[s * batch : (s + 1) * batch]), batch, per_example)
     return torch.stack(values).detach().float()
+
+
+def _direct(plan: dict, activation: str, layer: int) -> bool:
+    """Whether the patched value goes straight into the residual stream a resumed forward starts from."""
+    return plan["how"][layer] == "finish" or (plan["how"][layer] == "start" and activation == "resid_pre")
+
+
+def _merge_jobs(jobs: list, plan: dict, activation: str, batch: int, max_rows: int) -> list[list]:
+    """Jobs grouped into passes: consecutive direct jobs (of any layers) that start at the same
+    position share one :func:`interp.resume.staggered_forward` while their rows fit ``max_rows``."""
+    passes, open_pass = [], {}
+    for job in jobs:
+        layer, rows, first = job
+        block = layer + 1 if plan["how"][layer] == "finish" else layer
+        if not (_direct(plan, activation, layer) and plan["chain"].get(block, False)):
+            passes.append([job])
+            continue
+        current = open_pass.get(first)
+        if current is not None and sum(len(r) for _, r, _ in current) * batch + len(rows) * batch <= max_rows:
+            current.append(job)
+        else:
+            open_pass[first] = [job]
+            passes.append(open_pass[first])
+    return passes
+
+
+def _staggered(model, plan, activation, chunks, donor_acts, batch, first):
+    """The output for several layers' chunks of sites in one staggered pass (see ``staggered_forward``)."""
+    entries = [_direct_input(model, plan, activation, layer, chunk, donor_acts[layer], batch, first)
+               for layer, chunk in chunks]
+    out = staggered_forward(model, entries, plan["acts"], first, batch)
+    if first:  # earlier positions' logits are the receiver's own
+        out = torch.cat([plan["out"][:, :first].repeat(out.shape[0] // batch, 1, 1), out], dim=1)
+    return out
+
+
+def _direct_input(model, plan, activation, layer, chunk, donor, batch, first) -> tuple[int, Tensor]:
+    """(block, residual stream entering it) for row block ``s`` patched at site ``chunk[s]``, positions ``first`` on."""
+    n = len(chunk)
+    acts = plan["acts"]
+    row, b, pos, head = _site_rows(chunk, batch)
+    value = donor[b, pos, head] if activation == "z" else donor[b, pos]
+    if plan["how"][layer] == "finish":
+        resid = acts[("resid_post", layer)][:, first:].repeat(n, 1, 1)
+        resid[row, pos - first] = finish_layer(model, activation, layer, acts, value, b, pos, head)
+        return layer + 1, resid
+    resid = acts[("resid_pre", layer)][:, first:].repeat(n, 1, 1)
+    resid[row, pos - first] = value
+    return layer, resid
 
 
 def _patched_forward(model, plan, activation, layer, chunk, donor, receiver, first, output_hook, forward_kwargs):
@@ -218,17 +276,10 @@ def _patched_forward(model, plan, activation, layer, chunk, donor, receiver, fir
     how, acts = plan["how"][layer], plan["acts"]
     block = layer + 1 if how == "finish" else layer  # where the forward starts
     later = {"prefix_kv": prefix_kv(acts, block, model.cfg.n_layers, first, n)} if first else {}
-    if how == "finish" or (how == "start" and activation == "resid_pre"):
+    if _direct(plan, activation, layer):
         # the patched vector goes straight into the residual stream the forward starts from
         # (no hook: TransformerLens's hook clean-up costs ~2 ms per forward)
-        row, b, pos, head = _site_rows(chunk, batch)
-        value = donor[b, pos, head] if activation == "z" else donor[b, pos]
-        if how == "finish":
-            resid = acts[("resid_post", layer)][:, first:].repeat(n, 1, 1)
-            resid[row, pos - first] = finish_layer(model, activation, layer, acts, value, b, pos, head)
-        else:
-            resid = acts[("resid_pre", layer)][:, first:].repeat(n, 1, 1)
-            resid[row, pos - first] = value
+        block, resid = _direct_input(model, plan, activation, layer, chunk, donor, batch, first)
         out = model(resid, start_at_layer=block, **later)
     else:
         hooks = [(hook_name(activation, layer), _block_writer(chunk, donor, batch, activation == "z", first))]
@@ -250,13 +301,13 @@ def _can_resume(model: Any, output_hook: Optional[str], forward_kwargs: dict) ->
 def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out) -> dict:
     """Per layer: ``"finish"`` (resume after the block), ``"start"`` (resume at it) or None (from tokens)."""
     if not _can_resume(model, output_hook, forward_kwargs):
-        return {"how": {layer: None for layer in layers}, "acts": {}, "prefix": {}}
+        return {"how": {layer: None for layer in layers}, "acts": {}, "prefix": {}, "chain": {}}
     if receiver_acts is None:
         receiver_acts = receiver_activations(model, receiver, activation, layers)
     if receiver_out is None:
         with torch.no_grad():
             receiver_out = model(receiver)
-    how, prefix = {}, {}
+    how, prefix, chain = {}, {}, {}
     with_prefix = accepts_prefix_kv(model) and all(("k", layer) in receiver_acts for layer in layers)
     for layer in layers:
         after = {layer + 1: receiver_acts.get(("resid_post", layer))}
@@ -269,7 +320,8 @@ def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwarg
             how[layer], block = ("start" if ok else None), layer
         if how[layer] and with_prefix:
             prefix[block] = prefix_exactly(model, block, resid, receiver_acts, receiver_out)
-    return {"how": how, "acts": receiver_acts, "prefix": prefix, "out": receiver_out}
+            chain[block] = chains_exactly(model, block, resid, receiver_acts, receiver_out)
+    return {"how": how, "acts": receiver_acts, "prefix": prefix, "chain": chain, "out": receiver_out}
 
 
 def receiver_activations(model: Any, tokens: Int[Tensor, "batch pos"], activation: str,

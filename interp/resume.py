@@ -17,6 +17,10 @@ run. Two shortcuts follow, each checked against the model's own forward before i
   receiver's run (attention is causal), so a forward that takes the receiver's keys and
   values of those positions (``prefix_kv``, ours) runs positions ``>= p`` only; sites are
   grouped by position so each group starts at its smallest (:func:`position_chunks`).
+- One pass for several layers: a model that also takes ``stop_at_layer`` can run its
+  blocks one call each, so the rows patched at different layers join one batch at their
+  own block (:func:`staggered_forward`) instead of each layer running its own forward;
+  on small batches a block call costs about as much as its arithmetic.
 """
 
 import inspect
@@ -131,6 +135,57 @@ def prefix_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: 
         except Exception:  # noqa: BLE001 - any failure means: run every position
             checked[key] = False
     return checked[key]
+
+
+def chains_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: Tensor) -> bool:
+    """Whether running blocks ``start`` onwards one call each (``start_at_layer=b``,
+    ``stop_at_layer=b + 1``, the earlier positions' keys and values given), then
+    ``start_at_layer=n_layers`` for the unembedding, reproduces the full forward's logits
+    (checked once per model and block). :func:`staggered_forward` relies on it."""
+    checked = _CHECKED.setdefault(model, {})
+    key = ("chain", start)
+    if key not in checked:
+        n_prefix = resid.shape[1] // 2
+        try:
+            with torch.no_grad():
+                later = _run_blocks(model, resid[:, n_prefix:], start, receiver, n_prefix, 1)
+            checked[key] = isinstance(later, Tensor) and later.shape == full[:, n_prefix:].shape and \
+                torch.allclose(later, full[:, n_prefix:], rtol=1e-5, atol=1e-6)
+        except Exception:  # noqa: BLE001 - any failure means: one forward per group
+            checked[key] = False
+    return checked[key]
+
+
+def staggered_forward(model: Any, entries: list[tuple[int, Tensor]], receiver: dict, first: int,
+                      batch: int) -> Tensor:
+    """The logits of several resumed inputs from one pass over the blocks.
+
+    ``entries``: ``(block, residual stream entering it)`` in order of block, each
+    ``[sites x batch, positions first.., d_model]``; an entry's rows join the running batch
+    at its block, so each block runs once for every row that needs it instead of once per
+    entry (on small batches a block call costs about as much as its arithmetic). Returns the
+    logits in the order of the entries' rows. Needs :func:`chains_exactly`.
+    """
+    blocks = [block for block, _ in entries]
+    if blocks != sorted(blocks):
+        raise ValueError(f"entries must come in order of block, got blocks {blocks}")
+    x, joined = None, 0
+    for block in range(blocks[0], model.cfg.n_layers + 1):
+        while joined < len(entries) and blocks[joined] == block:
+            x = entries[joined][1] if x is None else torch.cat([x, entries[joined][1]])
+            joined += 1
+        if block < model.cfg.n_layers:
+            x = _run_blocks(model, x, block, receiver, first, x.shape[0] // batch, stop=block + 1)
+    return model(x, start_at_layer=model.cfg.n_layers)
+
+
+def _run_blocks(model: Any, x: Tensor, start: int, receiver: dict, n_prefix: int, repeats: int,
+                stop: Optional[int] = None) -> Tensor:
+    """Blocks ``start`` to ``stop`` (default: all, then the unembedding) one call each; earlier positions as keys and values."""
+    for block in range(start, stop or model.cfg.n_layers):
+        kv = prefix_kv(receiver, block, block + 1, n_prefix, repeats) if n_prefix else None
+        x = model(x, start_at_layer=block, stop_at_layer=block + 1, prefix_kv=kv)
+    return x if stop is not None else model(x, start_at_layer=model.cfg.n_layers)
 
 
 def position_chunks(positions: list[int], batch: int, n_pos: int, max_rows: int,

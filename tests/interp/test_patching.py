@@ -243,3 +243,44 @@ def test_position_chunks_trade_recomputed_positions_against_forwards():
     assert position_chunks([1, 1, 5, 5], batch=8, n_pos=7, max_rows=1024, overhead=10_000) == [[0, 1, 2, 3]]
     # max_rows caps a group at 2 sites of batch 8
     assert all(len(g) <= 2 for g in position_chunks([0, 1, 2, 3, 4], batch=8, n_pos=7, max_rows=16))
+
+
+@pytest.mark.parametrize("activation", ["resid_pre", "mlp_out", "z"])
+def test_sites_of_several_layers_share_one_staggered_pass_and_still_equal_the_definition(activation, monkeypatch):
+    from interp import patching, resume
+    from models.transformer import Transformer, TransformerConfig
+
+    cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=2)
+    model = Transformer(cfg).eval()
+    clean, corrupted = clean_and_corrupted(changed=(1, 3))
+    passes = []
+    real = resume.staggered_forward
+    monkeypatch.setattr(patching, "staggered_forward",
+                        lambda model, entries, *args: passes.append([b for b, _ in entries]) or real(model, entries, *args))
+    ours = activation_patching(model, clean, corrupted, logit_diff, activation)
+    assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
+    assert passes and max(len(set(blocks)) for blocks in passes) > 1, "rows of several layers should join one pass"
+    assert resume._CHECKED[model][("chain", passes[0][0])]
+
+
+def test_staggered_forward_equals_separate_resumed_forwards_and_wants_entries_in_block_order():
+    from interp.patching import receiver_activations
+    from interp.resume import prefix_kv, staggered_forward
+    from models.transformer import Transformer, TransformerConfig
+
+    cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=3)
+    model = Transformer(cfg).eval()
+    _, tokens = clean_and_corrupted()
+    acts = receiver_activations(model, tokens, "resid_pre", [0, 1, 2])
+    batch, first = tokens.shape[0], 2
+    noise = torch.Generator().manual_seed(0)
+    entries = [(layer, acts[("resid_pre", layer)][:, first:] + torch.randn(batch, tokens.shape[1] - first, 32,
+                                                                           generator=noise))
+               for layer in (0, 1, 1, 2)]
+    with torch.no_grad():
+        together = staggered_forward(model, entries, acts, first, batch)
+        apart = torch.cat([model(x, start_at_layer=layer, prefix_kv=prefix_kv(acts, layer, 3, first, 1))
+                           for layer, x in entries])
+    assert (together - apart).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="order of block"):
+        staggered_forward(model, entries[::-1], acts, first, batch)
