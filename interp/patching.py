@@ -190,7 +190,7 @@ def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_exa
     jobs = []  # (layer, site indices, first position run), one forward each unless merged below
     for layer in layers:
         index = (sites[:, 0] == layer).nonzero().flatten()
-        block = layer + 1 if plan["how"][layer] == "finish" else layer  # where the forward starts
+        block = _start_block(plan, layer)
         by_position = plan["prefix"].get(block, False)
         if by_position:  # run positions >= the group's first patched one; earlier ones come as keys/values
             index = index[torch.argsort(sites[index, 1], stable=True)]
@@ -217,6 +217,11 @@ def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_exa
     return torch.stack(values).detach().float()
 
 
+def _start_block(plan: dict, layer: int) -> int:
+    """The block a forward patched at ``layer`` starts from: the next one when the patched block is finished by hand."""
+    return layer + 1 if plan["how"][layer] == "finish" else layer
+
+
 def _direct(plan: dict, activation: str, layer: int) -> bool:
     """Whether the patched value goes straight into the residual stream a resumed forward starts from."""
     return plan["how"][layer] == "finish" or (plan["how"][layer] == "start" and activation == "resid_pre")
@@ -228,7 +233,7 @@ def _merge_jobs(jobs: list, plan: dict, activation: str, batch: int, max_rows: i
     passes, open_pass = [], {}
     for job in jobs:
         layer, rows, first = job
-        block = layer + 1 if plan["how"][layer] == "finish" else layer
+        block = _start_block(plan, layer)
         if not (_direct(plan, activation, layer) and plan["chain"].get(block, False)):
             passes.append([job])
             continue
@@ -260,7 +265,7 @@ def _direct_input(model, plan, activation, layer, chunk, donor, batch, first) ->
     if plan["how"][layer] == "finish":
         resid = acts[("resid_post", layer)][:, first:].repeat(n, 1, 1)
         resid[row, pos - first] = finish_layer(model, activation, layer, acts, value, b, pos, head)
-        return layer + 1, resid
+        return _start_block(plan, layer), resid
     resid = acts[("resid_pre", layer)][:, first:].repeat(n, 1, 1)
     resid[row, pos - first] = value
     return layer, resid
@@ -274,12 +279,12 @@ def _patched_forward(model, plan, activation, layer, chunk, donor, receiver, fir
     """
     batch, n = receiver.shape[0], len(chunk)
     how, acts = plan["how"][layer], plan["acts"]
-    block = layer + 1 if how == "finish" else layer  # where the forward starts
+    block = _start_block(plan, layer)
     later = {"prefix_kv": prefix_kv(acts, block, model.cfg.n_layers, first, n)} if first else {}
     if _direct(plan, activation, layer):
         # the patched vector goes straight into the residual stream the forward starts from
         # (no hook: TransformerLens's hook clean-up costs ~2 ms per forward)
-        block, resid = _direct_input(model, plan, activation, layer, chunk, donor, batch, first)
+        _, resid = _direct_input(model, plan, activation, layer, chunk, donor, batch, first)
         out = model(resid, start_at_layer=block, **later)
     else:
         hooks = [(hook_name(activation, layer), _block_writer(chunk, donor, batch, activation == "z", first))]
