@@ -42,7 +42,8 @@ class Config:
     window: int = 3  # MLP / attention restoration window, in layers (ROME: 10 of 48)
     top_k: int = 5  # AND neurons ablated per fact
     n_edits: int = 24
-    edit_layer: int = -1  # -1: the layer whose MLP has the largest effect at the last subject token
+    edit_site: str = "traced"  # where ROME reads the key: "traced" picks the token group whose MLP matters most
+    edit_layer: int = -1  # -1: the layer whose MLP has the largest effect at each edit site
     n_patch_pairs: int = 24
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class Config:
             raise ValueError(f"relation must be 'sport', 'city' or 'instrument', got {self.relation!r}")
         if self.noise_scale <= 0:
             raise ValueError(f"noise_scale must be positive, got {self.noise_scale}")
+        if self.edit_site not in ("traced", *fm.EDIT_SITES):
+            raise ValueError(f"edit_site must be 'traced' or one of {fm.EDIT_SITES}, got {self.edit_site!r}")
         if self.edit_layer < -1:
             raise ValueError(f"edit_layer must be -1 (automatic) or a layer index, got {self.edit_layer}")
 
@@ -72,10 +75,9 @@ def run(config: Config) -> Report:
     trace_summary = _tracing_section(report, model, corpus, config)
     _patching_section(report, model, corpus, config)
     neuron_summary = _neuron_section(report, model, config)
-    layer = trace_summary["mlp_peak_layer"] if config.edit_layer == -1 else config.edit_layer
-    if layer >= model.cfg.n_layers:
-        raise ValueError(f"edit_layer={layer} but the model has {model.cfg.n_layers} layers")
-    edit_summary = _editing_section(report, model, config, layer)
+    if config.edit_layer >= model.cfg.n_layers:
+        raise ValueError(f"edit_layer={config.edit_layer} but the model has {model.cfg.n_layers} layers")
+    edit_summary = _editing_section(report, model, config, _edit_sites(config, trace_summary))
     _verdict_section(report, recall, trace_summary, neuron_summary, edit_summary)
     return report
 
@@ -269,27 +271,67 @@ def _top_inputs(model, grid, neurons: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[["person", "layer", "neuron", "rank", "input", "activation"]]
 
 
-def _editing_section(report, model, config, layer) -> dict:
-    edits = fm.edit_facts(model, layer, config.relation, config.n_edits, config.seed)
-    means = edits[["efficacy", "paraphrase", "specificity", "neighbour_specificity", "own_other_relations_kept"]].mean()
+def _edit_sites(config, trace: dict) -> list[dict]:
+    """Both ROME sites, each at its traced MLP peak layer (or ``edit_layer``); the main one first.
+
+    The main site is ``edit_site``, or for ``"traced"`` the token group whose MLP output
+    has the larger indirect effect: ROME's own rule (edit where the trace puts the lookup).
+    """
+    sites = {
+        "last subject token": {"site": "last subject token", "layer": trace["mlp_peak_layer"], "ie": trace["mlp_peak_ie"]},
+        "last token": {"site": "last token", "layer": trace["mlp_last_token_layer"], "ie": trace["mlp_last_token_ie"]},
+    }
+    if config.edit_layer != -1:
+        for site in sites.values():
+            site["layer"] = config.edit_layer
+    main = config.edit_site
+    if main == "traced":
+        main = max(sites, key=lambda name: sites[name]["ie"])
+    return [sites[main], *(site for name, site in sites.items() if name != main)]
+
+
+def _editing_section(report, model, config, sites: list[dict]) -> dict:
+    edits = pd.concat([fm.edit_facts(model, site["layer"], config.relation, config.n_edits, config.seed,
+                                     site=site["site"]) for site in sites], ignore_index=True)
+    measures = ["efficacy", "paraphrase", "specificity", "neighbour_specificity", "own_other_relations_kept"]
+    by_site = edits.groupby(["site", "layer"], sort=False)[measures].mean().reset_index()
+    main, other = by_site.iloc[0], by_site.iloc[1]
+    how_chosen = ("the token group whose MLP output the trace finds more important" if config.edit_site == "traced"
+                  else "set in the config")
+    ie = {site["site"]: site["ie"] for site in sites}
     section = report.section("Editing one fact with ROME", (
-        f"**Question.** If the fact sits in the MLP at the last subject token, can a rank-one change of that MLP's "
-        f"down-projection rewrite it without touching other facts? **How.** ROME (Meng et al. 2022, eq. 2) at layer "
-        f"{layer}, the layer chosen by causal tracing{'' if config.edit_layer == -1 else ' (set in the config)'}: the "
-        f"key covariance is estimated over every token of the training sentences, the new value is optimised so the "
-        f"new {config.relation} wins on the training templates while the person's other facts keep their "
-        f"distribution. {len(edits)} edits, each applied alone and undone. **What the numbers say.** Efficacy (new "
-        f"value is the top prediction on the training templates) **{means.efficacy:.1%}**; paraphrase "
-        f"generalisation (held-out templates) **{means.paraphrase:.1%}**; specificity (other people's facts "
-        f"unchanged) **{means.specificity:.1%}**, of which people sharing a first or last name with the edited "
-        f"person {means.neighbour_specificity:.1%}; the edited person's other relations kept "
-        f"{means.own_other_relations_kept:.1%}."))
-    section.figure(plot_edits(edits), "edits", "Efficacy, paraphrase generalisation and specificity of each ROME edit.")
+        f"**Question.** Can a rank-one change of one MLP's down-projection rewrite a fact without touching other "
+        f"facts, and does it matter where the key is read? **How.** ROME (Meng et al. 2022, eq. 2): the key "
+        f"covariance is estimated over every token of the training sentences, the key `k*` is the MLP activation "
+        f"at the edit site averaged over the training templates, and the new value is optimised so the new "
+        f"{config.relation} wins on them. Two sites, each at the layer where the trace finds its MLP output most "
+        f"important{'' if config.edit_layer == -1 else ' (layer set in the config)'}: the **{main.site}** "
+        f"(layer {int(main.layer)}, MLP indirect effect {ie[main.site]:.3f}; the main result, {how_chosen}) and "
+        f"the **{other.site}** (layer {int(other.layer)}, {ie[other.site]:.3f}). ROME reads the key at the last "
+        f"subject token because tracing put GPT's lookup there; at that site the person's other facts share the "
+        f"key, so the new value also keeps their distribution (ROME's KL term), while at the last token they have "
+        f"keys of their own and no KL term is used. {config.n_edits} edits per site, each applied alone and "
+        f"undone. **What the numbers say.** At the {main.site}: efficacy (new value is the top prediction on the "
+        f"training templates) **{main.efficacy:.1%}**, paraphrase generalisation (held-out templates) "
+        f"**{main.paraphrase:.1%}**, specificity (other people's facts unchanged) **{main.specificity:.1%}** (people "
+        f"sharing a first or last name {main.neighbour_specificity:.1%}), the person's other relations kept "
+        f"{main.own_other_relations_kept:.1%}. At the {other.site}: efficacy {other.efficacy:.1%}, paraphrase "
+        f"{other.paraphrase:.1%}, specificity {other.specificity:.1%}."))
+    section.figure(plot_edits(edits), "edits", "Efficacy, paraphrase generalisation and specificity of each ROME "
+                   "edit, per edit site (bars: mean with 95% confidence interval; dots: single edits).")
+    section.table(by_site, "edits_by_site", "Mean of each measure per edit site.")
     section.table(edits, "edits", "One row per edit (each applied alone).")
     for key in ("efficacy", "paraphrase", "specificity", "neighbour_specificity"):
-        report.headline(f"edit_{key}", float(means[key]), f"mean {key.replace('_', ' ')} over {len(edits)} edits")
-    report.headline("edit_layer", int(layer), "MLP layer edited")
-    return {**{k: float(v) for k, v in means.items()}, "layer": layer, "n": len(edits)}
+        report.headline(f"edit_{key}", float(main[key]), f"mean {key.replace('_', ' ')} over {config.n_edits} edits "
+                        f"at the {main.site}")
+    report.headline("edit_layer", int(main.layer), f"MLP layer edited at the {main.site}")
+    report.headline("edit_at_last_token", int(main.site == "last token"), "1 if the main edit site is the last token, 0 if the last subject token")
+    tag = other.site.replace(" ", "_")
+    report.headline(f"edit_efficacy_{tag}", float(other.efficacy), f"mean efficacy at the {other.site} (layer {int(other.layer)})")
+    report.headline(f"edit_specificity_{tag}", float(other.specificity), f"mean specificity at the {other.site}")
+    return {**{k: float(main[k]) for k in measures}, "site": main.site, "layer": int(main.layer), "n": config.n_edits,
+            "other": {"site": other.site, "layer": int(other.layer), "efficacy": float(other.efficacy),
+                      "specificity": float(other.specificity)}}
 
 
 def _verdict_section(report, recall, trace, neurons, edit) -> None:
@@ -315,9 +357,11 @@ def _verdict_section(report, recall, trace, neurons, edit) -> None:
         f"- **Those neurons hold that fact** — {'yes' if selective else 'no'}: ablating them drops the fact's "
         f"probability by {neurons['drop_this']:.3f} against {neurons['drop_other']:.3f} for other people "
         f"({neurons['ratio']:.2f} times as much).",
-        f"- **A rank-one MLP edit rewrites the fact** — {'yes' if editable else 'no'}: efficacy "
-        f"{edit['efficacy']:.0%}, paraphrases {edit['paraphrase']:.0%}, specificity {edit['specificity']:.0%} over "
-        f"{edit['n']} edits.",
+        f"- **A rank-one MLP edit rewrites the fact** — {'yes' if editable else 'no'}: at the {edit['site']} "
+        f"(layer {edit['layer']}) efficacy {edit['efficacy']:.0%}, paraphrases {edit['paraphrase']:.0%}, specificity "
+        f"{edit['specificity']:.0%} over {edit['n']} edits; at the {edit['other']['site']} (layer "
+        f"{edit['other']['layer']}) efficacy {edit['other']['efficacy']:.0%}, specificity "
+        f"{edit['other']['specificity']:.0%}.",
     ]
     report.section("Verdict", (
         f"On this model (recall {recall['train']:.0%} on training templates, {recall['held_out']:.0%} held out), "

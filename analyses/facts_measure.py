@@ -23,16 +23,12 @@ from interp.neurons import ablation_hooks, and_gate_score, mlp_activations, neur
 from interp.patching import activation_patching
 from interp.tracing import causal_trace, embedding_std
 from models.data.facts import Prompt
-from models.facts_subject import answer_ids, corpus_of, predictions, prompt_tokens
+from models.facts_subject import answer_ids, corpus_of, last_positions, predictions, prompt_tokens
 
 
 def subject_span(prompt: Prompt) -> tuple[int, int]:
     """Token span of the subject (``<bos>`` shifts words by one)."""
     return prompt.subject_words[0] + 1, prompt.subject_words[1] + 1
-
-
-def last_index(prompts: list[Prompt]) -> Tensor:
-    return torch.tensor([len(p.words) for p in prompts])
 
 
 def known(model, prompts: list[Prompt]) -> list[Prompt]:
@@ -152,7 +148,7 @@ def ablate_and_neurons(model, table: pd.DataFrame, grid: Tensor, relation: str, 
     """
     corpus = corpus_of(model)
     prompts = corpus.prompts("train")
-    tokens, last = prompt_tokens(model, prompts), last_index(prompts)
+    tokens, last = prompt_tokens(model, prompts), last_positions(prompts)
     answers = answer_ids(model, [p.answer for p in prompts])
     rows_ = torch.arange(len(prompts))
     replacement = {layer: grid[:, :, layer].mean((0, 1)) for layer in range(grid.shape[2])}  # mean over name pairs
@@ -184,8 +180,20 @@ def ablate_and_neurons(model, table: pd.DataFrame, grid: Tensor, relation: str, 
     return df
 
 
-def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_steps: int = 80) -> pd.DataFrame:
-    """ROME edits of ``relation`` for ``n_edits`` people, each applied alone and undone; one row per edit."""
+EDIT_SITES = ("last subject token", "last token")
+
+
+def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_steps: int = 80,
+               site: str = "last subject token") -> pd.DataFrame:
+    """ROME edits of ``relation`` for ``n_edits`` people, each applied alone and undone; one row per edit.
+
+    ``site`` is where the key is read: ``"last subject token"`` (ROME's site) or ``"last
+    token"`` (where the prompt's next word is predicted). At the subject the person's
+    other facts share the edited key, so ``v*`` keeps their distribution (ROME's KL term);
+    at the last token they do not (their last-token keys are other keys), so no KL term.
+    """
+    if site not in EDIT_SITES:
+        raise ValueError(f"site must be one of {EDIT_SITES}, got {site!r}")
     corpus = corpus_of(model)
     rng = np.random.default_rng(seed)
     people = [corpus.people[i] for i in rng.permutation(len(corpus.people))[:n_edits]]
@@ -196,21 +204,28 @@ def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_step
     b_out = None if b_out is None else b_out.detach()
     everyone = corpus.prompts("train")
     before_all = predictions(model, everyone)
+
+    def key_positions(prompts: list[Prompt]) -> Tensor:
+        if site == "last token":
+            return last_positions(prompts)
+        return torch.tensor([subject_span(p)[1] - 1 for p in prompts])
+
     rows = []
-    for person in tqdm(people, desc="ROME edits", leave=False):
+    for person in tqdm(people, desc=f"ROME edits at the {site}", leave=False):
         values = [v for v in corpus.values(relation) if v != person.attribute(relation)]
         new = values[int(rng.integers(len(values)))]
         train_prompts = [corpus.prompt(person, t) for t in corpus.templates_for(relation, "train")]
         held_prompts = [corpus.prompt(person, t) for t in corpus.templates_for(relation, "held_out")]
-        keep = [corpus.prompt(person, t) for r in corpus.config.relations if r != relation
-                for t in corpus.templates_for(r, "train")]
+        keep = [] if site == "last token" else [
+            corpus.prompt(person, t) for r in corpus.config.relations if r != relation
+            for t in corpus.templates_for(r, "train")]
         tokens = prompt_tokens(model, train_prompts)
-        subject_last = torch.tensor([subject_span(p)[1] - 1 for p in train_prompts])
-        k = subject_key(model, tokens, subject_last, layer)
-        v = target_value(model, tokens, subject_last, last_index(train_prompts), model.tokenizer.index[new], layer,
+        k = subject_key(model, tokens, key_positions(train_prompts), layer)
+        v = target_value(model, tokens, key_positions(train_prompts), last_positions(train_prompts),
+                         model.tokenizer.index[new], layer,
                          keep_tokens=prompt_tokens(model, keep) if keep else None,
-                         keep_subject_last=torch.tensor([subject_span(p)[1] - 1 for p in keep]) if keep else None,
-                         keep_answer_pos=last_index(keep) if keep else None, steps=v_steps, seed=seed)
+                         keep_key_pos=key_positions(keep) if keep else None,
+                         keep_answer_pos=last_positions(keep) if keep else None, steps=v_steps, seed=seed)
         delta = rome_update(W_out, b_out, C, k, v)
         with edited(model, layer, delta):
             efficacy = np.mean([g == new for g in predictions(model, train_prompts)])
@@ -221,7 +236,8 @@ def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_step
                      if p.person != person and (p.person.first == person.first or p.person.last == person.last)]
         own_other = [b == a for p, b, a in zip(everyone, before_all, after_all)
                      if p.person == person and p.relation != relation]
-        rows.append({"person": person.name, "relation": relation, "old": person.attribute(relation), "new": new,
+        rows.append({"site": site, "layer": layer, "person": person.name, "relation": relation,
+                     "old": person.attribute(relation), "new": new,
                      "efficacy": efficacy, "paraphrase": paraphrase, "specificity": float(np.mean(same)),
                      "neighbour_specificity": float(np.mean(neighbour)) if neighbour else float("nan"),
                      "own_other_relations_kept": float(np.mean(own_other)) if own_other else float("nan"),

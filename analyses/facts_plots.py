@@ -89,13 +89,19 @@ def plot_ablation(ablation: pd.DataFrame) -> plt.Figure:
 
 
 def plot_edits(edits: pd.DataFrame) -> plt.Figure:
-    long = edits.melt(id_vars=["person"], value_vars=["efficacy", "paraphrase", "specificity", "neighbour_specificity"],
+    """Bars per measure, one colour per edit site (``site`` and ``layer`` columns), single edits as dots."""
+    edits = edits.assign(where=[f"{s} (layer {l})" for s, l in zip(edits.site, edits.layer)])
+    long = edits.melt(id_vars=["person", "where"],
+                      value_vars=["efficacy", "paraphrase", "specificity", "neighbour_specificity"],
                       var_name="measure", value_name="share")
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    sns.barplot(long, x="measure", y="share", ax=ax, errorbar=("ci", 95), color=sns.color_palette("colorblind")[2])
-    sns.stripplot(long, x="measure", y="share", ax=ax, color="black", alpha=0.4, size=3)
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    palette = sns.color_palette("colorblind")[2:4]
+    sns.barplot(long, x="measure", y="share", hue="where", ax=ax, errorbar=("ci", 95), palette=palette)
+    sns.stripplot(long, x="measure", y="share", hue="where", ax=ax, dodge=True, palette=["black"] * 2, alpha=0.4,
+                  size=3, legend=False)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("")
     ax.set_ylabel("share of prompts")
+    ax.legend(title="edit site", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8)
     fig.tight_layout()
     return fig

@@ -24,6 +24,11 @@ closed form (their eq. 2) is, in TransformerLens's row convention ``out = k W_ou
 descent on the MLP output at the subject's last token so that the new object becomes
 likely (their eq. 4), with a penalty that keeps another prompt about the same subject
 close to its original distribution (their KL "essence" term) and a small weight decay.
+
+The key position is the caller's: ROME reads the key at the subject's last token because
+causal tracing put GPT's fact lookup in mid-layer MLPs there. A model that looks facts up
+elsewhere (the ``facts`` subject does it at the last token, after attention has gathered
+both names) is edited where its trace points, with the key read at that position.
 """
 
 import contextlib
@@ -62,25 +67,25 @@ def key_covariance(
 
 
 def subject_key(
-    model: Any, tokens: Int[Tensor, "batch pos"], subject_last: Int[Tensor, "batch"], layer: int
+    model: Any, tokens: Int[Tensor, "batch pos"], key_pos: Int[Tensor, "batch"], layer: int
 ) -> Float[Tensor, "d_mlp"]:
-    """``k*``: the MLP key at the subject's last token, averaged over the given contexts."""
+    """``k*``: the MLP key at ``key_pos`` (ROME: the subject's last token), averaged over the contexts."""
     name = POST.format(layer=layer)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
-    return cache[name][torch.arange(tokens.shape[0]), torch.as_tensor(subject_last)].mean(0)
+    return cache[name][torch.arange(tokens.shape[0]), torch.as_tensor(key_pos)].mean(0)
 
 
 def target_value(
     model: Any,
     tokens: Int[Tensor, "batch pos"],
-    subject_last: Int[Tensor, "batch"],
+    key_pos: Int[Tensor, "batch"],
     answer_pos: Int[Tensor, "batch"],
     new_answer: int,
     layer: int,
     *,
     keep_tokens: Optional[Int[Tensor, "keep pos"]] = None,
-    keep_subject_last: Optional[Int[Tensor, "keep"]] = None,
+    keep_key_pos: Optional[Int[Tensor, "keep"]] = None,
     keep_answer_pos: Optional[Int[Tensor, "keep"]] = None,
     steps: int = 60,
     lr: float = 0.1,
@@ -89,21 +94,26 @@ def target_value(
     target_probability: float = 0.98,
     seed: int = 0,
 ) -> Float[Tensor, "d_model"]:
-    """``v*``: the MLP output at the subject's last token that makes ``new_answer`` likely.
+    """``v*``: the MLP output at ``key_pos`` (ROME: the subject's last token) that makes ``new_answer`` likely.
 
-    Optimises one vector ``delta`` added to the layer's MLP output at ``subject_last`` in
-    every prompt: minimise ``-log p(new_answer)`` at ``answer_pos`` plus ``kl_weight`` x
-    KL(original || edited) of the next-word distribution on the ``keep_*`` prompts (other
-    facts about the same subject) plus ``weight_decay |delta|^2``. Stops early once the
+    Optimises one vector ``delta`` added to the layer's MLP output at ``key_pos`` in every
+    prompt: minimise ``-log p(new_answer)`` at ``answer_pos`` plus ``kl_weight`` x
+    KL(original || edited) of the next-word distribution on the ``keep_*`` prompts plus
+    ``weight_decay |delta|^2``. The keep prompts are those whose key at ``keep_key_pos`` is
+    the edited key too (ROME: other facts about the same subject, at the subject's last
+    token), so the edit will move their output by ``delta`` as well. Stops early once the
     mean probability of ``new_answer`` exceeds ``target_probability``. Returns
     ``mean_context(current output) + delta``.
     """
+    if keep_tokens is not None and (keep_key_pos is None or keep_answer_pos is None):
+        raise ValueError("keep_tokens needs keep_key_pos (where the edited key sits in each keep prompt) and "
+                         "keep_answer_pos (where its next word is read)")
     name = OUT.format(layer=layer)
     rows = torch.arange(tokens.shape[0])
-    subject_last, answer_pos = torch.as_tensor(subject_last), torch.as_tensor(answer_pos)
+    key_pos, answer_pos = torch.as_tensor(key_pos), torch.as_tensor(answer_pos)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
-        current = cache[name][rows, subject_last].mean(0)
+        current = cache[name][rows, key_pos].mean(0)
         if keep_tokens is not None:
             keep_rows = torch.arange(keep_tokens.shape[0])
             keep_logits = model(keep_tokens)[keep_rows, torch.as_tensor(keep_answer_pos)]
@@ -125,13 +135,13 @@ def target_value(
         for p, _ in flags:
             p.requires_grad_(False)  # only delta learns
         for _ in range(steps):
-            logits = model.run_with_hooks(tokens, fwd_hooks=[(name, add_delta(subject_last))])
+            logits = model.run_with_hooks(tokens, fwd_hooks=[(name, add_delta(key_pos))])
             log_probs = F.log_softmax(logits[rows, answer_pos].float(), -1)
             if log_probs[:, new_answer].exp().mean() > target_probability:
                 break
             loss = -log_probs[:, new_answer].mean() + weight_decay * delta.pow(2).sum()
             if keep_tokens is not None:
-                edited_logits = model.run_with_hooks(keep_tokens, fwd_hooks=[(name, add_delta(torch.as_tensor(keep_subject_last)))])
+                edited_logits = model.run_with_hooks(keep_tokens, fwd_hooks=[(name, add_delta(torch.as_tensor(keep_key_pos)))])
                 edited_log_probs = F.log_softmax(edited_logits[keep_rows, torch.as_tensor(keep_answer_pos)].float(), -1)
                 loss = loss + kl_weight * F.kl_div(edited_log_probs, keep_log_probs, log_target=True,
                                                    reduction="batchmean")

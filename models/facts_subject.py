@@ -86,6 +86,7 @@ def prompt_tokens(model: Transformer, prompts: list[Prompt]) -> Int[Tensor, "bat
 
 
 def last_positions(prompts: list[Prompt]) -> Tensor:
+    """Token position of each prompt's last word, where its next word (the answer) is read."""
     return torch.tensor([len(p.words) for p in prompts])  # +1 for <bos>, -1 for the last word
 
 

@@ -74,3 +74,10 @@ def test_full_rome_edit_makes_the_new_answer_win_for_that_subject(which):
     assert after.item() == new, "the edit should make the new answer win"
     unchanged = (others == model(corpus)[:, -1].argmax(-1)).float().mean()
     assert unchanged >= 0.8, f"only {unchanged:.0%} of unrelated predictions survived the edit"
+
+
+def test_keep_prompts_without_their_key_positions_are_refused():
+    model = tiny_transformer()
+    prompts = torch.tensor([[1, 7, 8]])
+    with pytest.raises(ValueError, match="keep_key_pos"):
+        target_value(model, prompts, torch.tensor([2]), torch.tensor([2]), 3, 0, keep_tokens=prompts)
