@@ -293,7 +293,8 @@ def _edit_sites(config, trace: dict) -> list[dict]:
 def _editing_section(report, model, config, sites: list[dict]) -> dict:
     edits = pd.concat([fm.edit_facts(model, site["layer"], config.relation, config.n_edits, config.seed,
                                      site=site["site"]) for site in sites], ignore_index=True)
-    measures = ["efficacy", "paraphrase", "specificity", "neighbour_specificity", "own_other_relations_kept"]
+    measures = ["p_new_at_value", "efficacy", "paraphrase", "specificity", "neighbour_specificity",
+                "own_other_relations_kept"]
     by_site = edits.groupby(["site", "layer"], sort=False)[measures].mean().reset_index()
     main, other = by_site.iloc[0], by_site.iloc[1]
     how_chosen = ("the token group whose MLP output the trace finds more important" if config.edit_site == "traced"
@@ -316,7 +317,7 @@ def _editing_section(report, model, config, sites: list[dict]) -> dict:
         f"**{main.paraphrase:.1%}**, specificity (other people's facts unchanged) **{main.specificity:.1%}** (people "
         f"sharing a first or last name {main.neighbour_specificity:.1%}), the person's other relations kept "
         f"{main.own_other_relations_kept:.1%}. At the {other.site}: efficacy {other.efficacy:.1%}, paraphrase "
-        f"{other.paraphrase:.1%}, specificity {other.specificity:.1%}."))
+        f"{other.paraphrase:.1%}, specificity {other.specificity:.1%}. {_value_reach(edits)}"))
     section.figure(plot_edits(edits), "edits", "Efficacy, paraphrase generalisation and specificity of each ROME "
                    "edit, per edit site (bars: mean with 95% confidence interval; dots: single edits).")
     section.table(by_site, "edits_by_site", "Mean of each measure per edit site.")
@@ -332,6 +333,21 @@ def _editing_section(report, model, config, sites: list[dict]) -> dict:
     return {**{k: float(main[k]) for k in measures}, "site": main.site, "layer": int(main.layer), "n": config.n_edits,
             "other": {"site": other.site, "layer": int(other.layer), "efficacy": float(other.efficacy),
                       "specificity": float(other.specificity)}}
+
+
+def _value_reach(edits: pd.DataFrame) -> str:
+    """Whether failed edits failed at finding ``v*`` or at carrying it into the weights."""
+    failed = edits[edits.efficacy < 0.5]
+    if failed.empty:
+        return "No edit failed (efficacy below 50%) at either site."
+    worked = edits[edits.efficacy >= 0.5]
+    counts = ", ".join(f"{n} at the {site}" for site, n in failed.groupby("site", sort=False).size().items())
+    where = ("in finding a value at that site, not in the rank-one update that stores it"
+             if failed.p_new_at_value.mean() < 0.5 else "in the rank-one update: the value itself works")
+    return (f"{len(failed)} {'edit' if len(failed) == 1 else 'edits'} failed (efficacy below 50%: {counts}). "
+            f"Their optimised value `v*` itself, added to the MLP output before any weight changes, gives the new "
+            f"value a mean probability of {failed.p_new_at_value.mean():.2f} (against "
+            f"{worked.p_new_at_value.mean():.2f} for the other edits): the failure is {where}.")
 
 
 def _verdict_section(report, recall, trace, neurons, edit) -> None:

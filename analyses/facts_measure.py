@@ -226,6 +226,8 @@ def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_step
                          keep_tokens=prompt_tokens(model, keep) if keep else None,
                          keep_key_pos=key_positions(keep) if keep else None,
                          keep_answer_pos=last_positions(keep) if keep else None, steps=v_steps, seed=seed)
+        p_value = _probability_with_value(model, tokens, key_positions(train_prompts), last_positions(train_prompts),
+                                          model.tokenizer.index[new], layer, v)
         delta = rome_update(W_out, b_out, C, k, v)
         with edited(model, layer, delta):
             efficacy = np.mean([g == new for g in predictions(model, train_prompts)])
@@ -238,8 +240,27 @@ def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_step
                      if p.person == person and p.relation != relation]
         rows.append({"site": site, "layer": layer, "person": person.name, "relation": relation,
                      "old": person.attribute(relation), "new": new,
-                     "efficacy": efficacy, "paraphrase": paraphrase, "specificity": float(np.mean(same)),
+                     "p_new_at_value": p_value, "efficacy": efficacy, "paraphrase": paraphrase,
+                     "specificity": float(np.mean(same)),
                      "neighbour_specificity": float(np.mean(neighbour)) if neighbour else float("nan"),
                      "own_other_relations_kept": float(np.mean(own_other)) if own_other else float("nan"),
                      "delta_norm": float(delta.norm())})
     return pd.DataFrame(rows)
+
+
+def _probability_with_value(model, tokens: Tensor, key_pos: Tensor, answer_pos: Tensor, answer: int, layer: int,
+                            value: Tensor) -> float:
+    """Mean probability of ``answer`` when the MLP output at ``key_pos`` moves by ``v* - its mean``, as
+    ``target_value`` optimised it: what ``v*`` reaches before the rank-one update has to carry it."""
+    name = f"blocks.{layer}.hook_mlp_out"
+    rows = torch.arange(len(tokens))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
+        shift = value - cache[name][rows, key_pos].mean(0)
+
+        def move(act: Tensor, hook) -> Tensor:
+            act[rows, key_pos] += shift
+            return act
+
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(name, move)])
+    return float(torch.softmax(logits[rows, answer_pos], -1)[:, answer].mean())
