@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from analyses import facts_measure as fm
-from analyses.facts_plots import (
-    plot_ablation, plot_and_gates, plot_edits, plot_group_effects, plot_patching, plot_trace_heatmaps,
-)
+from analyses.facts import measures as fm
+from analyses.facts.edits import EDIT_SITES, edit_sites, editing_section
+from analyses.facts.neurons import neuron_section
+from analyses.facts.plots import plot_group_effects, plot_patching, plot_trace_heatmaps
 from interp.report import Report
 from interp.tracing import average_indirect_effect
 
@@ -54,8 +54,8 @@ class Config:
             raise ValueError(f"relation must be 'sport', 'city' or 'instrument', got {self.relation!r}")
         if self.noise_scale <= 0:
             raise ValueError(f"noise_scale must be positive, got {self.noise_scale}")
-        if self.edit_site not in ("traced", *fm.EDIT_SITES):
-            raise ValueError(f"edit_site must be 'traced' or one of {fm.EDIT_SITES}, got {self.edit_site!r}")
+        if self.edit_site not in ("traced", *EDIT_SITES):
+            raise ValueError(f"edit_site must be 'traced' or one of {EDIT_SITES}, got {self.edit_site!r}")
         if self.edit_layer < -1:
             raise ValueError(f"edit_layer must be -1 (automatic) or a layer index, got {self.edit_layer}")
 
@@ -71,13 +71,14 @@ def run(config: Config) -> Report:
     corpus = model.corpus
     report = Report("facts", "Facts in MLP neurons: tracing, AND gates and editing", config=asdict(config),
                     summary=__doc__.strip().splitlines()[0])
-    recall = _recall_section(report, model, corpus)
-    trace_summary = _tracing_section(report, model, corpus, config)
-    _patching_section(report, model, corpus, config)
-    neuron_summary = _neuron_section(report, model, config)
     if config.edit_layer >= model.cfg.n_layers:
         raise ValueError(f"edit_layer={config.edit_layer} but the model has {model.cfg.n_layers} layers")
-    edit_summary = _editing_section(report, model, config, _edit_sites(config, trace_summary))
+    base = _base_template(corpus, config.relation)
+    recall = _recall_section(report, model, corpus)
+    trace_summary = _tracing_section(report, model, corpus, config, base)
+    _patching_section(report, model, corpus, config)
+    neuron_summary = neuron_section(report, model, config, base)
+    edit_summary = editing_section(report, model, config, edit_sites(config, trace_summary))
     _verdict_section(report, recall, trace_summary, neuron_summary, edit_summary)
     return report
 
@@ -105,8 +106,12 @@ def _recall_section(report, model, corpus) -> dict:
     return {"train": train, "held_out": held}
 
 
-def _tracing_section(report, model, corpus, config) -> dict:
-    base = next(t for t in corpus.templates_for(config.relation, "train") if t.prefix == "" and t.pattern.startswith("{subject}"))
+def _base_template(corpus, relation: str):
+    """The plain training template that starts with the subject ("{subject} plays the sport of {answer}")."""
+    return next(t for t in corpus.templates_for(relation, "train") if t.prefix == "" and t.pattern.startswith("{subject}"))
+
+
+def _tracing_section(report, model, corpus, config, base) -> dict:
     question = next(t for t in corpus.templates_for(config.relation, "train") if "question" in t.pattern)
     people = corpus.people[: config.n_trace_facts]
     prompts = fm.known(model, [corpus.prompt(p, t) for t in (base, question) for p in people])
@@ -211,155 +216,29 @@ def _patching_section(report, model, corpus, config) -> None:
     report.headline("patching_best_mlp_recovered", float(best_mlp.recovered), "largest share recovered by one MLP output")
 
 
-def _neuron_section(report, model, config) -> dict:
-    scores, grid = fm.and_gate_scores(model)
-    table = fm.and_gate_table(model, scores, grid, config.relation, config.top_k)
-    ablation = fm.ablate_and_neurons(model, table, grid, config.relation, config.top_k)
-    top1 = table[table["rank"] == 1]
-    typical = float(scores.flatten(1).median(1).values.mean())
-    share_promotes = float((top1.dla_rank_of_answer == 1).mean())
-    drops = ablation.groupby("group")["drop"].mean()
-    ratio = drops["this fact"] / max(drops["other people, same relation"], 1e-9)
-    section = report.section("AND-gate neurons at the last subject token", (
-        f"**Question.** Is there, for each person, an MLP neuron that fires for the pair (first, last) but not "
-        f"for either name alone, and does it write that person's {config.relation}? **How.** Every (first, last) "
-        f"combination of the corpus's names is run as a two-word prompt; at the last name each neuron's AND score "
-        f"is its activation for the person minus the larger of its mean activation over pairs sharing only the "
-        f"first or only the last name. Direct logit attribution (DLA) is the neuron's `W_out` row, centred as the "
-        f"final LayerNorm does, read by the unembedding of each {config.relation}. Ablation replaces a person's top "
-        f"{config.top_k} AND neurons by their mean activation over all name pairs, at every position. "
-        f"**What the numbers say.** The top AND neuron of a person scores {top1.and_score.mean():.2f} on average "
-        f"(activation {top1.act_both.mean():.2f} for the pair against {top1.act_first_only.mean():.2f} and "
-        f"{top1.act_last_only.mean():.2f} for the first or last name alone; the median neuron scores {typical:.2f}). "
-        f"For {share_promotes:.0%} of people the top AND neuron's output direction ranks their {config.relation} "
-        f"first among the {config.relation} values. Ablating a person's top {config.top_k} AND neurons lowers the "
-        f"probability of that fact by {drops['this fact']:.3f} on average, the same person's other facts by "
-        f"{drops.get('same person, other relations', float('nan')):.3f}, and other people's {config.relation} facts "
-        f"by {drops['other people, same relation']:.3f}: the fact itself drops **{ratio:.2f} times** as much as "
-        f"other people's."))
-    section.figure(plot_and_gates(top1), "and_gates",
-                   "Activation of each person's top AND neuron for the true pair and for pairs sharing one name.")
-    section.figure(plot_ablation(ablation), "ablation",
-                   f"Drop in the right answer's probability when a person's top {config.top_k} AND neurons are mean-ablated.")
-    shown = top1.sort_values("and_score", ascending=False)
-    section.table(shown[["person", "layer", "neuron", "and_score", "act_both", "act_first_only", "act_last_only",
-                         "answer", "dla_answer", "dla_other_mean", "dla_rank_of_answer"]], "and_neurons",
-                  "Each person's top AND neuron: scores, activations and logit attribution.")
-    section.table(_top_inputs(model, grid, shown.head(3)), "top_inputs",
-                  "The five name pairs that excite the three strongest AND neurons most.")
-    section.table(ablation.groupby("group")[["p_before", "p_after", "drop"]].mean().reset_index(), "ablation",
-                  "Mean probability of the right answer before and after ablation, per prompt group.")
-    report.headline("and_top_neuron_score", float(top1.and_score.mean()), "mean AND score of each person's top neuron")
-    report.headline("and_top_neuron_promotes_answer", share_promotes, "share of people whose top AND neuron ranks their attribute first by DLA")
-    report.headline("ablation_drop_this_fact", float(drops["this fact"]), "probability drop of the ablated person's fact")
-    report.headline("ablation_drop_other_people", float(drops["other people, same relation"]), "probability drop of other people's facts")
-    report.headline("ablation_selectivity", float(ratio), "ratio of the two drops")
-    return {"and_score": float(top1.and_score.mean()), "typical": typical, "promotes": share_promotes,
-            "drop_this": float(drops["this fact"]), "drop_other": float(drops["other people, same relation"]),
-            "ratio": float(ratio)}
-
-
-def _top_inputs(model, grid, neurons: pd.DataFrame) -> pd.DataFrame:
-    from interp.neurons import top_activating
-
-    corpus = model.corpus
-    labels = [f"{f} {l}" for f in corpus.first_names() for l in corpus.last_names()]
-    frames = []
-    for _, row in neurons.iterrows():
-        acts = grid[:, :, int(row.layer)].reshape(len(labels), -1)
-        frames.append(top_activating(acts, labels, [int(row.neuron)], k=5).assign(layer=int(row.layer), person=row.person))
-    return pd.concat(frames, ignore_index=True)[["person", "layer", "neuron", "rank", "input", "activation"]]
-
-
-def _edit_sites(config, trace: dict) -> list[dict]:
-    """Both ROME sites, each at its traced MLP peak layer (or ``edit_layer``); the main one first.
-
-    The main site is ``edit_site``, or for ``"traced"`` the token group whose MLP output
-    has the larger indirect effect: ROME's own rule (edit where the trace puts the lookup).
-    """
-    sites = {
-        "last subject token": {"site": "last subject token", "layer": trace["mlp_peak_layer"], "ie": trace["mlp_peak_ie"]},
-        "last token": {"site": "last token", "layer": trace["mlp_last_token_layer"], "ie": trace["mlp_last_token_ie"]},
-    }
-    if config.edit_layer != -1:
-        for site in sites.values():
-            site["layer"] = config.edit_layer
-    main = config.edit_site
-    if main == "traced":
-        main = max(sites, key=lambda name: sites[name]["ie"])
-    return [sites[main], *(site for name, site in sites.items() if name != main)]
-
-
-def _editing_section(report, model, config, sites: list[dict]) -> dict:
-    edits = pd.concat([fm.edit_facts(model, site["layer"], config.relation, config.n_edits, config.seed,
-                                     site=site["site"]) for site in sites], ignore_index=True)
-    measures = ["p_new_at_value", "efficacy", "paraphrase", "specificity", "neighbour_specificity",
-                "own_other_relations_kept"]
-    by_site = edits.groupby(["site", "layer"], sort=False)[measures].mean().reset_index()
-    main, other = by_site.iloc[0], by_site.iloc[1]
-    how_chosen = ("the token group whose MLP output the trace finds more important" if config.edit_site == "traced"
-                  else "set in the config")
-    ie = {site["site"]: site["ie"] for site in sites}
-    section = report.section("Editing one fact with ROME", (
-        f"**Question.** Can a rank-one change of one MLP's down-projection rewrite a fact without touching other "
-        f"facts, and does it matter where the key is read? **How.** ROME (Meng et al. 2022, eq. 2): the key "
-        f"covariance is estimated over every token of the training sentences, the key `k*` is the MLP activation "
-        f"at the edit site averaged over the training templates, and the new value is optimised so the new "
-        f"{config.relation} wins on them. Two sites, each at the layer where the trace finds its MLP output most "
-        f"important{'' if config.edit_layer == -1 else ' (layer set in the config)'}: the **{main.site}** "
-        f"(layer {int(main.layer)}, MLP indirect effect {ie[main.site]:.3f}; the main result, {how_chosen}) and "
-        f"the **{other.site}** (layer {int(other.layer)}, {ie[other.site]:.3f}). ROME reads the key at the last "
-        f"subject token because tracing put GPT's lookup there; at that site the person's other facts share the "
-        f"key, so the new value also keeps their distribution (ROME's KL term), while at the last token they have "
-        f"keys of their own and no KL term is used. {config.n_edits} edits per site, each applied alone and "
-        f"undone. **What the numbers say.** At the {main.site}: efficacy (new value is the top prediction on the "
-        f"training templates) **{main.efficacy:.1%}**, paraphrase generalisation (held-out templates) "
-        f"**{main.paraphrase:.1%}**, specificity (other people's facts unchanged) **{main.specificity:.1%}** (people "
-        f"sharing a first or last name {main.neighbour_specificity:.1%}), the person's other relations kept "
-        f"{main.own_other_relations_kept:.1%}. At the {other.site}: efficacy {other.efficacy:.1%}, paraphrase "
-        f"{other.paraphrase:.1%}, specificity {other.specificity:.1%}. {_value_reach(edits)}"))
-    section.figure(plot_edits(edits), "edits", "Efficacy, paraphrase generalisation and specificity of each ROME "
-                   "edit, per edit site (bars: mean with 95% confidence interval; dots: single edits).")
-    section.table(by_site, "edits_by_site", "Mean of each measure per edit site.")
-    section.table(edits, "edits", "One row per edit (each applied alone).")
-    for key in ("efficacy", "paraphrase", "specificity", "neighbour_specificity"):
-        report.headline(f"edit_{key}", float(main[key]), f"mean {key.replace('_', ' ')} over {config.n_edits} edits "
-                        f"at the {main.site}")
-    report.headline("edit_layer", int(main.layer), f"MLP layer edited at the {main.site}")
-    report.headline("edit_at_last_token", int(main.site == "last token"), "1 if the main edit site is the last token, 0 if the last subject token")
-    tag = other.site.replace(" ", "_")
-    report.headline(f"edit_efficacy_{tag}", float(other.efficacy), f"mean efficacy at the {other.site} (layer {int(other.layer)})")
-    report.headline(f"edit_specificity_{tag}", float(other.specificity), f"mean specificity at the {other.site}")
-    return {**{k: float(main[k]) for k in measures}, "site": main.site, "layer": int(main.layer), "n": config.n_edits,
-            "other": {"site": other.site, "layer": int(other.layer), "efficacy": float(other.efficacy),
-                      "specificity": float(other.specificity)}}
-
-
-def _value_reach(edits: pd.DataFrame) -> str:
-    """Whether failed edits failed at finding ``v*`` or at carrying it into the weights."""
-    failed = edits[edits.efficacy < 0.5]
-    if failed.empty:
-        return "No edit failed (efficacy below 50%) at either site."
-    worked = edits[edits.efficacy >= 0.5]
-    counts = ", ".join(f"{n} at the {site}" for site, n in failed.groupby("site", sort=False).size().items())
-    where = ("in finding a value at that site, not in the rank-one update that stores it"
-             if failed.p_new_at_value.mean() < 0.5 else "in the rank-one update: the value itself works")
-    return (f"{len(failed)} {'edit' if len(failed) == 1 else 'edits'} failed (efficacy below 50%: {counts}). "
-            f"Their optimised value `v*` itself, added to the MLP output before any weight changes, gives the new "
-            f"value a mean probability of {failed.p_new_at_value.mean():.2f} (against "
-            f"{worked.p_new_at_value.mean():.2f} for the other edits): the failure is {where}.")
-
-
 def _verdict_section(report, recall, trace, neurons, edit) -> None:
     # localised at the subject: the MLP effect there is significant (95% CI above 0), at least a
     # quarter of what the noise destroys (clean - corrupted), and twice attention's there
     mlp_dominates = (trace["mlp_peak_ci"][0] > 0 and trace["mlp_peak_ie"] >= 0.25 * trace["gap"]
                      and trace["mlp_peak_ie"] > 2 * max(trace["attn_subject_ie"], 0.0))
-    and_gates = neurons["and_score"] > 2 * max(abs(neurons["typical"]), 0.05) and neurons["promotes"] >= 0.5
-    selective = neurons["ratio"] >= 5
+    sites = (neurons["subject"], neurons["last"])
+    gates = [s for s in sites if s["and_score"] > 2 * max(abs(s["typical"]), 0.05) and s["promotes"] >= 0.5]
+    selective_at = [s for s in sites if s["margin_ratio"] >= 5]
+    and_gates, selective = bool(gates), bool(selective_at)
     editable = edit["efficacy"] >= 0.9 and edit["specificity"] >= 0.95
     holds = sum([mlp_dominates, and_gates, selective, editable])
     verdict = {4: "holds", 3: "mostly holds", 2: "partly holds"}.get(holds, "does not hold")
+
+    def where(passing: list[dict]) -> str:
+        return f"yes, at the {' and the '.join(s['site'] for s in passing)}" if passing else "no"
+
+    gate_text = "; ".join(f"at the {s['site']} each person's top neuron scores {s['and_score']:.2f} (median neuron "
+                          f"{s['typical']:.2f}) and for {s['promotes']:.0%} of people its output direction ranks "
+                          f"their attribute first" for s in sites)
+    ablation_text = "; ".join(f"at the {s['site']} ablating them lowers the fact's logit margin "
+                              f"{s['margin_ratio']:.1f} times as much as other people's ({s['margin_this']:.3f} "
+                              f"against {s['margin_other']:.3f}) and the fact stays right in {s['still_right']:.0%} "
+                              f"of its prompts" for s in sites)
     lines = [
         f"- **Facts live in MLPs at the subject** — {'yes' if mlp_dominates else 'no'}: restoring the layer-"
         f"{trace['mlp_peak_layer']} MLP output at the last subject token gives an indirect effect of "
@@ -367,12 +246,8 @@ def _verdict_section(report, recall, trace, neurons, edit) -> None:
         f"noise costs {trace['gap']:.3f}) against {trace['attn_subject_ie']:.3f} for attention there, while restoring attention at the last token "
         f"gives {trace['attn_last_ie']:.3f} (layer {trace['attn_last_layer']}) and restoring the MLP output at "
         f"the last token {trace['mlp_last_token_ie']:.3f} (layer {trace['mlp_last_token_layer']}).",
-        f"- **Neurons act as AND gates on the two names** — {'yes' if and_gates else 'no'}: each person's top "
-        f"neuron scores {neurons['and_score']:.2f} (median neuron {neurons['typical']:.2f}) and for "
-        f"{neurons['promotes']:.0%} of people its output direction ranks their attribute first.",
-        f"- **Those neurons hold that fact** — {'yes' if selective else 'no'}: ablating them drops the fact's "
-        f"probability by {neurons['drop_this']:.3f} against {neurons['drop_other']:.3f} for other people "
-        f"({neurons['ratio']:.2f} times as much).",
+        f"- **Neurons act as AND gates on the two names** — {where(gates)}: {gate_text}.",
+        f"- **Those neurons carry that fact, selectively** — {where(selective_at)}: {ablation_text}.",
         f"- **A rank-one MLP edit rewrites the fact** — {'yes' if editable else 'no'}: at the {edit['site']} "
         f"(layer {edit['layer']}) efficacy {edit['efficacy']:.0%}, paraphrases {edit['paraphrase']:.0%}, specificity "
         f"{edit['specificity']:.0%} over {edit['n']} edits; at the {edit['other']['site']} (layer "
@@ -382,4 +257,5 @@ def _verdict_section(report, recall, trace, neurons, edit) -> None:
     report.section("Verdict", (
         f"On this model (recall {recall['train']:.0%} on training templates, {recall['held_out']:.0%} held out), "
         f"the seed's picture **{verdict}** ({holds} of 4 checks):\n\n" + "\n".join(lines)))
-    report.headline("verdict_checks_passed", holds, "of 4: MLP localisation, AND gates, selective ablation, editing")
+    report.headline("verdict_checks_passed", holds, "of 4: MLP localisation at the subject, AND gates and "
+                    "selective ablation (at either site), editing")

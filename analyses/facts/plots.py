@@ -63,27 +63,35 @@ def plot_patching(df: pd.DataFrame) -> plt.Figure:
 
 
 def plot_and_gates(top1: pd.DataFrame) -> plt.Figure:
-    long = top1.melt(id_vars=["person"], value_vars=["act_both", "act_first_only", "act_last_only"],
+    """Top AND neuron's activation for the pair and for one name alone, one panel per ``site``."""
+    long = top1.melt(id_vars=["person", "site"], value_vars=["act_both", "act_first_only", "act_last_only"],
                      var_name="input", value_name="activation")
     long["input"] = long["input"].map({"act_both": "first AND last", "act_first_only": "first name only",
                                        "act_last_only": "last name only"})
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    sns.boxplot(long, x="input", y="activation", ax=ax, color="white")
-    sns.stripplot(long, x="input", y="activation", ax=ax, alpha=0.6)
-    ax.set_xlabel("")
-    ax.set_ylabel("activation of the person's top AND neuron")
+    sites = list(dict.fromkeys(long.site))
+    fig, axes = plt.subplots(1, len(sites), figsize=(4.6 * len(sites), 3.8), squeeze=False, sharey=True)
+    for ax, site in zip(axes[0], sites):
+        part = long[long.site == site]
+        sns.boxplot(part, x="input", y="activation", ax=ax, color="white")
+        sns.stripplot(part, x="input", y="activation", ax=ax, alpha=0.6)
+        ax.set_title(f"at the {site}")
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelsize=8)
+    axes[0, 0].set_ylabel("activation of the person's top AND neuron")
     fig.tight_layout()
     return fig
 
 
 def plot_ablation(ablation: pd.DataFrame) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    """Logit-margin drop per prompt group after ablating a person's top AND neurons, one colour per ``site``."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     order = ["this fact", "same person, other relations", "other people, same relation"]
-    sns.barplot(ablation, x="group", y="drop", order=[o for o in order if o in set(ablation.group)], ax=ax,
-                errorbar=("ci", 95), color=sns.color_palette("colorblind")[0])
+    sns.barplot(ablation, x="group", y="margin_drop", hue="site", order=[o for o in order if o in set(ablation.group)],
+                ax=ax, errorbar=("ci", 95), palette=sns.color_palette("colorblind")[:2])
     ax.set_xlabel("")
-    ax.set_ylabel("drop in p(right answer)")
+    ax.set_ylabel("drop in the right answer's logit margin")
     ax.tick_params(axis="x", labelsize=8)
+    ax.legend(title="AND neurons at the", fontsize=8)
     fig.tight_layout()
     return fig
 

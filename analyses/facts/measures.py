@@ -1,0 +1,91 @@
+"""Tracing and patching measurements of the ``facts`` analysis, each returning a tidy DataFrame.
+
+Example::
+
+    from models import zoo
+    from analyses.facts.measures import trace_facts
+
+    model = zoo.load("facts", quick=True)
+    traces = trace_facts(model, model.corpus.prompts("train", "sport")[:4], samples=4, window=3, seed=0)
+
+Token positions: the subject model reads ``<bos>`` then one token per word, so word ``i``
+of a prompt is token ``i + 1``.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.patching import activation_patching
+from interp.tracing import causal_trace, embedding_std
+from models.data.facts import Prompt
+from models.facts_subject import answer_ids, corpus_of, predictions, prompt_tokens
+
+# the two token sites where a person's names are both in view: the last name itself (ROME's
+# site) and the prompt's last token, where the next word (the answer) is read
+SITES = ("last subject token", "last token")
+
+
+def subject_span(prompt: Prompt) -> tuple[int, int]:
+    """Token span of the subject (``<bos>`` shifts words by one)."""
+    return prompt.subject_words[0] + 1, prompt.subject_words[1] + 1
+
+
+def known(model, prompts: list[Prompt]) -> list[Prompt]:
+    """The prompts the model answers right (ROME traces only facts the model knows)."""
+    return [p for p, guess in zip(prompts, predictions(model, prompts)) if guess == p.answer]
+
+
+def subject_noise_std(model) -> float:
+    """Std of the subject tokens' embeddings over every person (ROME: over many subjects)."""
+    corpus = corpus_of(model)
+    tokens = model.tokenizer.to_tokens([p.name for p in corpus.people])
+    return embedding_std(model, tokens, mask=tokens != model.tokenizer.bos_token_id)
+
+
+def trace_facts(model, prompts: list[Prompt], *, samples: int, window: int, seed: int,
+                noise_scale: float = 3.0) -> pd.DataFrame:
+    """Causal traces of every prompt, stacked, with ``fact``, ``template`` and token labels."""
+    noise_std = noise_scale * subject_noise_std(model)
+    frames = []
+    for i, prompt in enumerate(tqdm(prompts, desc="causal tracing", leave=False)):
+        tokens = prompt_tokens(model, [prompt])
+        answer = model.tokenizer.index[prompt.answer]
+        df = causal_trace(model, tokens, subject_span(prompt), answer=answer, noise_std=noise_std,
+                          samples=samples, window=window, seed=seed * 100_003 + i)
+        labels = ["<bos>"] + prompt.words
+        df["token"] = [labels[p] for p in df["pos"]]
+        frames.append(df.assign(fact=i, template=prompt.template.id, person=prompt.person.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def patch_people(model, prompts_a: list[Prompt], prompts_b: list[Prompt]) -> pd.DataFrame:
+    """Denoising patching from person A's prompt into person B's (same template), all activations.
+
+    Metric: logit of A's answer minus logit of B's answer at the last token, normalised
+    so 0 is the corrupted (B) run and 1 the clean (A) run, averaged over pairs.
+    """
+    clean, corrupted = prompt_tokens(model, prompts_a), prompt_tokens(model, prompts_b)
+    a_ids, b_ids = answer_ids(model, [p.answer for p in prompts_a]), answer_ids(model, [p.answer for p in prompts_b])
+    rows = torch.arange(len(prompts_a))
+
+    def logit_diff(logits: Tensor) -> Tensor:
+        last = logits[:, -1]
+        return (last[rows, a_ids] - last[rows, b_ids]).mean()
+
+    with torch.no_grad():
+        clean_value, corrupted_value = logit_diff(model(clean)).item(), logit_diff(model(corrupted)).item()
+    frames = []
+    for activation in ("resid_pre", "attn_out", "mlp_out", "z"):
+        effect = activation_patching(model, clean, corrupted, logit_diff, activation)
+        recovered = (effect - corrupted_value) / (clean_value - corrupted_value)
+        if activation != "z":
+            recovered = recovered[..., None]  # one "head" column (-1) for whole-layer activations
+        layer, pos, head = np.meshgrid(*[range(n) for n in recovered.shape], indexing="ij")
+        frames.append(pd.DataFrame({"activation": activation, "layer": layer.ravel(), "pos": pos.ravel(),
+                                    "head": head.ravel() if activation == "z" else -1,
+                                    "recovered": recovered.flatten().numpy()}))
+    out = pd.concat(frames, ignore_index=True)
+    return out.assign(clean_logit_diff=clean_value, corrupted_logit_diff=corrupted_value)
