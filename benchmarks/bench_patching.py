@@ -14,8 +14,9 @@ The ratio depends on the batch (``--pairs`` clean/corrupted prompt pairs): Trans
 runs one forward per site, so at one pair its time is mostly per-forward overhead, while
 at 24 pairs (what the facts analysis patches) each of its forwards is mostly arithmetic and
 ours can only win by the arithmetic it skips (earlier layers, the patched layer after a
-post-attention patch, positions before the patch) and by running fewer, larger block calls
-(rows patched at several layers share one pass).
+post-attention patch, positions before the patch, all but the last position in the last
+block when the metric reads only that one, sites where both runs agree) and by running
+fewer, larger block calls (rows patched at several layers share one pass).
 """
 
 import argparse

@@ -26,10 +26,12 @@ it starts at the patched layer from the receiver's residual stream, or one block
 for a patch after the attention (the patched position's vector finished by hand), and
 runs only the positions from the first patched one, the earlier ones entering as the
 receiver's keys and values; sites of several layers that start at the same position share
-one pass, each row joining at its own block. On the facts model that is 12-35x
-TransformerLens's sweep for one prompt pair, 6-14x for 8 and 6-8x for 24
-(``benchmarks/bench_patching.py``): with a large batch each of TransformerLens's forwards
-is mostly arithmetic, and the arithmetic skipped bounds the gain.
+one pass, each row joining at its own block; and when the metric reads only the last
+position (probed once), the last block runs that position alone. Sites where donor and
+receiver agree exactly are not run at all. On the facts model that is 12-14x
+TransformerLens's sweep for one prompt pair (30-33x per head), 7-9x for 8 pairs and 5-6x
+for 24 (9x per head; ``benchmarks/bench_patching.py``): with a large batch each of
+TransformerLens's forwards is mostly arithmetic, and the arithmetic skipped bounds the gain.
 
 Everything goes through ``run_with_hooks`` / ``run_with_cache`` with TransformerLens hook
 names, so any ``HookedRootModule`` or ``TransformerBridge`` works (``output_hook`` lets the
@@ -44,9 +46,10 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.hooks import cached_run
 from interp.resume import (HOOKS, POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, chains_exactly,
-                           finish_layer, finishes_exactly, position_chunks, prefix_exactly, prefix_kv, receiver_names,
-                           resumes_exactly, staggered_forward)
+                           finish_layer, finishes_exactly, position_chunks, prefix_exactly, prefix_kv,
+                           reads_last_position_only, receiver_names, resumes_exactly, staggered_forward, trims_exactly)
 
 DIRECTIONS = ("denoise", "noise")
 Metric = Callable[[Tensor], Tensor]
@@ -148,8 +151,7 @@ def activation_patching(
     extra.update({name: (activation, layer) for layer, name in zip(layers, names)})
     wanted = set(names) | set(extra) | ({output_hook} if output_hook else set())
     with torch.no_grad():
-        out, cache = model.run_with_cache(both, names_filter=lambda name: name in wanted,
-                                          **_repeat_kwargs(forward_kwargs, batch, 2))
+        out, cache = cached_run(model, both, sorted(wanted), **_repeat_kwargs(forward_kwargs, batch, 2))
     baseline = check_metric_value(metric((cache[output_hook] if output_hook else out)[batch:]), batch, per_example)
     donor_acts = {layer: cache[name][:batch] for layer, name in zip(layers, names)}
     receiver_acts = {key: cache[name][batch:] for name, key in extra.items()}
@@ -165,15 +167,16 @@ def activation_patching(
     same = agree.reshape(-1) if activation == "z" else agree.repeat_interleave(n_heads, -1).reshape(-1)
     values = baseline.float().expand(len(grid), *baseline.shape).clone()
     if (~same).any():
+        last_only = resume and reads_last_position_only(metric, out[batch:], baseline)
         values[~same] = _patch_sites(model, receiver, donor_acts, grid[~same], metric, activation, per_example,
                                      max_rows, output_hook, forward_kwargs, receiver_acts if resume else None,
-                                     None if output_hook else out[batch:])
+                                     None if output_hook else out[batch:], last_only)
     shape = (len(layers), n_pos) + ((n_heads,) if activation == "z" else ()) + ((receiver.shape[0],) if per_example else ())
     return values.reshape(shape)
 
 
 def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
-                 forward_kwargs, receiver_acts=None, receiver_out=None):
+                 forward_kwargs, receiver_acts=None, receiver_out=None, last_only=False):
     """Sites grouped by layer; each batched forward patches sites of one layer only.
 
     When the model's forward can be resumed (see :mod:`interp.resume`), a forward for
@@ -182,11 +185,14 @@ def _patch_sites(model, receiver, donor_acts, sites, metric, activation, per_exa
     stream with the patched position's vector computed by hand, and (when it takes
     ``prefix_kv``) sites are grouped by position so a forward runs only the positions from
     its group's first; otherwise it runs from the tokens with the writing hook attached.
+    ``last_only``: the metric reads the last position only, so a staggered pass runs the
+    last block for that position alone (when the model passes ``trims_exactly``).
     """
     batch, n_pos = receiver.shape
     sites_per_forward = max(1, max_rows // batch)
     layers = sorted(set(sites[:, 0].tolist()))
-    plan = _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out)
+    plan = _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out,
+                        last_only)
     jobs = []  # (layer, site indices, first position run), one forward each unless merged below
     for layer in layers:
         index = (sites[:, 0] == layer).nonzero().flatten()
@@ -250,7 +256,11 @@ def _staggered(model, plan, activation, chunks, donor_acts, batch, first):
     """The output for several layers' chunks of sites in one staggered pass (see ``staggered_forward``)."""
     entries = [_direct_input(model, plan, activation, layer, chunk, donor_acts[layer], batch, first)
                for layer, chunk in chunks]
-    out = staggered_forward(model, entries, plan["acts"], first, batch)
+    out = staggered_forward(model, entries, plan["acts"], first, batch, plan["last_only"])
+    if plan["last_only"]:  # the metric reads the last position only; the others keep the receiver's logits
+        full = plan["out"].repeat(out.shape[0] // batch, 1, 1)
+        full[:, -1:] = out
+        return full
     if first:  # earlier positions' logits are the receiver's own
         out = torch.cat([plan["out"][:, :first].repeat(out.shape[0] // batch, 1, 1), out], dim=1)
     return out
@@ -303,10 +313,11 @@ def _can_resume(model: Any, output_hook: Optional[str], forward_kwargs: dict) ->
     return output_hook is None and not forward_kwargs and accepts_start_at_layer(model)
 
 
-def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out) -> dict:
+def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwargs, receiver_acts, receiver_out,
+                 last_only=False) -> dict:
     """Per layer: ``"finish"`` (resume after the block), ``"start"`` (resume at it) or None (from tokens)."""
     if not _can_resume(model, output_hook, forward_kwargs):
-        return {"how": {layer: None for layer in layers}, "acts": {}, "prefix": {}, "chain": {}}
+        return {"how": {layer: None for layer in layers}, "acts": {}, "prefix": {}, "chain": {}, "last_only": False}
     if receiver_acts is None:
         receiver_acts = receiver_activations(model, receiver, activation, layers)
     if receiver_out is None:
@@ -326,7 +337,9 @@ def _resume_plan(model, receiver, activation, layers, output_hook, forward_kwarg
         if how[layer] and with_prefix:
             prefix[block] = prefix_exactly(model, block, resid, receiver_acts, receiver_out)
             chain[block] = chains_exactly(model, block, resid, receiver_acts, receiver_out)
-    return {"how": how, "acts": receiver_acts, "prefix": prefix, "chain": chain, "out": receiver_out}
+    last_only = last_only and with_prefix and trims_exactly(model, receiver_acts, receiver_out)
+    return {"how": how, "acts": receiver_acts, "prefix": prefix, "chain": chain, "out": receiver_out,
+            "last_only": last_only}
 
 
 def receiver_activations(model: Any, tokens: Int[Tensor, "batch pos"], activation: str,
@@ -335,7 +348,7 @@ def receiver_activations(model: Any, tokens: Int[Tensor, "batch pos"], activatio
     names = receiver_names(activation, layers, model.cfg.n_layers, accepts_prefix_kv(model))
     names.update({hook_name(activation, layer): (activation, layer) for layer in layers})
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+        _, cache = cached_run(model, tokens, list(names))
     return {key: cache[name] for name, key in names.items()}
 
 

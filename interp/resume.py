@@ -21,6 +21,11 @@ run. Two shortcuts follow, each checked against the model's own forward before i
   blocks one call each, so the rows patched at different layers join one batch at their
   own block (:func:`staggered_forward`) instead of each layer running its own forward;
   on small batches a block call costs about as much as its arithmetic.
+- The last position only, in the last block: when the metric reads nothing but the last
+  position's output (:func:`reads_last_position_only`), the last block needs the other
+  positions only as keys and values, so it computes those by hand (:func:`block_kv`) and
+  runs its attention output and MLP for the last position alone (about half of a patched
+  sweep's block work sits in the last block).
 """
 
 import inspect
@@ -76,6 +81,7 @@ def receiver_names(activation: str, layers: list[int], n_layers: int,
     """Hook name -> (activation, layer) of the receiver activations the shortcuts read."""
     names = {HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
     if prefix and layers:
+        names[HOOKS["resid_pre"].format(layer=n_layers - 1)] = ("resid_pre", n_layers - 1)  # trims_exactly's check
         for layer in range(min(layers), n_layers):
             names[f"blocks.{layer}.attn.hook_k"] = ("k", layer)
             names[f"blocks.{layer}.attn.hook_v"] = ("v", layer)
@@ -156,15 +162,75 @@ def chains_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: 
     return checked[key]
 
 
+def reads_last_position_only(metric: Any, out: Tensor, value: Tensor) -> bool:
+    """Whether ``metric(out)`` reads the last position only: it returns ``value`` again when every
+    earlier position holds NaN, and when it holds noise (two extra calls of the metric)."""
+    if out.ndim < 3 or out.shape[1] < 2:
+        return False
+    noise = torch.randn(out[:, :-1].shape, generator=torch.Generator().manual_seed(0), dtype=out.dtype)
+    try:
+        for fill in (torch.full_like(out[:, :-1], float("nan")), noise * (1 + out.abs().max())):
+            probe = out.clone()
+            probe[:, :-1] = fill
+            if not torch.equal(torch.as_tensor(metric(probe)), value):
+                return False
+    except Exception:  # noqa: BLE001 - a metric that cannot take the probe: run every position
+        return False
+    return True
+
+
+def block_kv(model: Any, layer: int, resid: Float[Tensor, "batch pos d_model"]) -> tuple[Tensor, Tensor]:
+    """Keys and values ``[batch pos head_index d_head]`` of block ``layer`` for the residual stream entering it,
+    from the block's own ``ln1``, ``W_K``, ``W_V`` (and ``b_K``, ``b_V``); :func:`trims_exactly` checks them."""
+    block = model.blocks[layer]
+    attn = block.attn
+    x = resid if getattr(block, "ln1", None) is None else block.ln1(resid)
+    out = []
+    for W, b in ((attn.W_K, getattr(attn, "b_K", None)), (attn.W_V, getattr(attn, "b_V", None))):
+        kv = einops.einsum(x, W, "batch pos d_model, head_index d_model d_head -> batch pos head_index d_head")
+        out.append(kv if b is None else kv + b)
+    return out[0], out[1]
+
+
+def last_position_through(model: Any, x: Tensor, block: int, receiver: dict, first: int, repeats: int) -> Tensor:
+    """Block ``block`` (the last) on ``x`` (positions ``first`` on) for the last position only: the
+    earlier positions enter as keys and values, the receiver's before ``first``, by hand after it."""
+    k, v = block_kv(model, block, x[:, :-1])
+    if first:
+        (k0, v0), = prefix_kv(receiver, block, block + 1, first, repeats)
+        k, v = torch.cat([k0, k], dim=1), torch.cat([v0, v], dim=1)
+    return model(x[:, -1:], start_at_layer=block, stop_at_layer=block + 1, prefix_kv=[(k, v)])
+
+
+def trims_exactly(model: Any, receiver: dict, full: Tensor) -> bool:
+    """Whether :func:`last_position_through` reproduces the full forward's last-position logits (checked once)."""
+    checked = _CHECKED.setdefault(model, {})
+    last = model.cfg.n_layers - 1
+    if "trim" not in checked:
+        resid = receiver.get(("resid_pre", last))
+        try:
+            with torch.no_grad():
+                n_prefix = resid.shape[1] // 2
+                x = last_position_through(model, resid[:, n_prefix:], last, receiver, n_prefix, 1)
+                mine = model(x, start_at_layer=model.cfg.n_layers)
+            checked["trim"] = isinstance(mine, Tensor) and mine.shape == full[:, -1:].shape and \
+                torch.allclose(mine, full[:, -1:], rtol=1e-5, atol=1e-6)
+        except Exception:  # noqa: BLE001 - no ln1 / W_K / W_V to read: run every position
+            checked["trim"] = False
+    return checked["trim"]
+
+
 def staggered_forward(model: Any, entries: list[tuple[int, Tensor]], receiver: dict, first: int,
-                      batch: int) -> Tensor:
+                      batch: int, last_only: bool = False) -> Tensor:
     """The logits of several resumed inputs from one pass over the blocks.
 
     ``entries``: ``(block, residual stream entering it)`` in order of block, each
     ``[sites x batch, positions first.., d_model]``; an entry's rows join the running batch
     at its block, so each block runs once for every row that needs it instead of once per
     entry (on small batches a block call costs about as much as its arithmetic). Returns the
-    logits in the order of the entries' rows. Needs :func:`chains_exactly`.
+    logits in the order of the entries' rows. Needs :func:`chains_exactly`. ``last_only``: the
+    last block runs the last position alone and only its logits come back (needs
+    :func:`trims_exactly`).
     """
     blocks = [block for block, _ in entries]
     if blocks != sorted(blocks):
@@ -172,9 +238,14 @@ def staggered_forward(model: Any, entries: list[tuple[int, Tensor]], receiver: d
     x, joined = None, 0
     for block in range(blocks[0], model.cfg.n_layers + 1):
         while joined < len(entries) and blocks[joined] == block:
-            x = entries[joined][1] if x is None else torch.cat([x, entries[joined][1]])
+            entry = entries[joined][1]
+            if last_only and block == model.cfg.n_layers:  # past the trimmed last block: its last position
+                entry = entry[:, -1:]
+            x = entry if x is None else torch.cat([x, entry])
             joined += 1
-        if block < model.cfg.n_layers:
+        if last_only and block == model.cfg.n_layers - 1:
+            x = last_position_through(model, x, block, receiver, first, x.shape[0] // batch)
+        elif block < model.cfg.n_layers:
             x = _run_blocks(model, x, block, receiver, first, x.shape[0] // batch, stop=block + 1)
     return model(x, start_at_layer=model.cfg.n_layers)
 

@@ -284,3 +284,56 @@ def test_staggered_forward_equals_separate_resumed_forwards_and_wants_entries_in
     assert (together - apart).abs().max() <= 1e-5
     with pytest.raises(ValueError, match="order of block"):
         staggered_forward(model, entries[::-1], acts, first, batch)
+
+
+def test_the_metric_probe_tells_a_last_position_metric_from_one_that_reads_more():
+    from interp.resume import reads_last_position_only
+
+    out = torch.randn(3, 5, 10, generator=torch.Generator().manual_seed(0))
+    metrics = {
+        "last position": (logit_diff, True),
+        "first position": (lambda logits: logits[:, 0, 3].mean(), False),
+        "every position": (lambda logits: logits[..., 3].mean(), False),
+        "NaN-skipping mean": (lambda logits: logits[..., 3].nanmean(), False),  # the noise probe catches it
+        "fails on a probe": (lambda logits: logits[:, -1, int(logits[0, 0, 0].isnan())], False),
+    }
+    for name, (metric, expected) in metrics.items():
+        assert reads_last_position_only(metric, out, metric(out)) is expected, name
+
+
+@pytest.mark.parametrize("activation", ["resid_pre", "attn_out", "z"])
+def test_a_last_position_metric_trims_the_last_block_and_others_do_not_and_both_equal_the_definition(activation):
+    from interp import resume
+    from models.transformer import Transformer, TransformerConfig
+
+    cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=4)
+    model = Transformer(cfg).eval()
+    clean, corrupted = clean_and_corrupted(changed=(1, 3))
+    calls = []
+    real = resume.last_position_through
+    resume.last_position_through = lambda *args: calls.append(1) or real(*args)
+    try:
+        ours = activation_patching(model, clean, corrupted, logit_diff, activation)
+        trimmed = len(calls)
+        every_position = lambda logits: logits[..., 3].mean() - logits[:, 1:, 5].mean()  # noqa: E731
+        full = activation_patching(model, clean, corrupted, every_position, activation)
+    finally:
+        resume.last_position_through = real
+    assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
+    assert (full - naive_sweep(model, clean, corrupted, every_position, activation)).abs().max() <= 1e-5
+    assert trimmed > 1 and len(calls) == trimmed, "only the last-position metric may trim the last block"
+    assert resume._CHECKED[model]["trim"]
+
+
+def test_block_kv_equals_the_keys_and_values_the_model_caches():
+    from interp.resume import block_kv
+    from models.transformer import Transformer, TransformerConfig
+
+    model = Transformer(TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16,
+                                          seed=5)).eval()
+    _, tokens = clean_and_corrupted()
+    _, cache = model.run_with_cache(tokens)
+    with torch.no_grad():
+        k, v = block_kv(model, 1, cache["blocks.1.hook_resid_pre"])
+    assert torch.allclose(k, cache["blocks.1.attn.hook_k"], atol=1e-6)
+    assert torch.allclose(v, cache["blocks.1.attn.hook_v"], atol=1e-6)
