@@ -31,7 +31,7 @@ import einops
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
 from interp.patching import check_metric_value, run_metric

@@ -247,7 +247,7 @@ def test_position_chunks_trade_recomputed_positions_against_forwards():
 
 @pytest.mark.parametrize("activation", ["resid_pre", "mlp_out", "z"])
 def test_sites_of_several_layers_share_one_staggered_pass_and_still_equal_the_definition(activation, monkeypatch):
-    from interp import patching, resume
+    from interp import patch_runs, resume
     from models.transformer import Transformer, TransformerConfig
 
     cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=2)
@@ -255,7 +255,7 @@ def test_sites_of_several_layers_share_one_staggered_pass_and_still_equal_the_de
     clean, corrupted = clean_and_corrupted(changed=(1, 3))
     passes = []
     real = resume.staggered_forward
-    monkeypatch.setattr(patching, "staggered_forward",
+    monkeypatch.setattr(patch_runs, "staggered_forward",
                         lambda model, entries, *args: passes.append([b for b, _ in entries]) or real(model, entries, *args))
     ours = activation_patching(model, clean, corrupted, logit_diff, activation)
     assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
@@ -302,7 +302,8 @@ def test_the_metric_probe_tells_a_last_position_metric_from_one_that_reads_more(
 
 
 @pytest.mark.parametrize("activation", ["resid_pre", "attn_out", "z"])
-def test_a_last_position_metric_trims_the_last_block_and_others_do_not_and_both_equal_the_definition(activation):
+def test_a_last_position_metric_trims_the_last_block_and_others_do_not_and_both_equal_the_definition(activation,
+                                                                                                     monkeypatch):
     from interp import resume
     from models.transformer import Transformer, TransformerConfig
 
@@ -311,14 +312,11 @@ def test_a_last_position_metric_trims_the_last_block_and_others_do_not_and_both_
     clean, corrupted = clean_and_corrupted(changed=(1, 3))
     calls = []
     real = resume.last_position_through
-    resume.last_position_through = lambda *args: calls.append(1) or real(*args)
-    try:
-        ours = activation_patching(model, clean, corrupted, logit_diff, activation)
-        trimmed = len(calls)
-        every_position = lambda logits: logits[..., 3].mean() - logits[:, 1:, 5].mean()  # noqa: E731
-        full = activation_patching(model, clean, corrupted, every_position, activation)
-    finally:
-        resume.last_position_through = real
+    monkeypatch.setattr(resume, "last_position_through", lambda *args: calls.append(1) or real(*args))
+    ours = activation_patching(model, clean, corrupted, logit_diff, activation)
+    trimmed = len(calls)
+    every_position = lambda logits: logits[..., 3].mean() - logits[:, 1:, 5].mean()  # noqa: E731
+    full = activation_patching(model, clean, corrupted, every_position, activation)
     assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
     assert (full - naive_sweep(model, clean, corrupted, every_position, activation)).abs().max() <= 1e-5
     assert trimmed > 1 and len(calls) == trimmed, "only the last-position metric may trim the last block"
