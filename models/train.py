@@ -25,7 +25,9 @@ lists and dicts) are moved to the model's device.
 **Randomness.** The loop seeds torch's global RNG with ``cfg.seed`` at the start of a
 fresh run and saves its state in every checkpoint, so dropout or noise drawn with
 ``torch.rand*`` inside the model or ``loss_fn`` replays exactly on resume. Randomness
-from ``random`` or numpy is not saved: draw it inside ``batches`` from the step.
+from ``random`` or numpy is not saved: draw it inside ``batches`` from the step. The loop
+runs with ``torch.use_deterministic_algorithms(True)`` (the caller's setting comes back
+afterwards), so two runs with the same seed and thread count end with the same weights.
 
 **Checkpoints.** With ``checkpoint_dir``, every ``cfg.checkpoint_every`` steps and at the
 end the loop writes ``checkpoint_dir/step-00000010/`` holding ``model.safetensors`` and
@@ -209,6 +211,10 @@ def train(
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, file=sys.stderr)
     step = start
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    # same seed, same weights: on several threads some backward kernels (the index backward
+    # of an embedding lookup) accumulate in an order that changes from run to run
+    torch.use_deterministic_algorithms(True)
     try:
         for step in range(start, cfg.steps):
             lr = learning_rate(step, cfg)
@@ -247,6 +253,7 @@ def train(
         tqdm.write(f"Interrupted at step {step}; {where}.", file=sys.stderr)
         raise
     finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         bar.close()
     final = root / step_name(cfg.steps) if root is not None else None
     return TrainResult(model, history, cfg.steps, resumed_from, final)

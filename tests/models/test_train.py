@@ -188,3 +188,29 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
 def test_a_nan_loss_stops_with_a_clear_error():
     with pytest.raises(FloatingPointError, match="lower lr"):
         train(fresh_model(), batches, lambda m, b: loss_fn(m, b) * float("nan"), CFG, progress=False)
+
+
+def test_two_runs_on_two_threads_end_bit_identical():
+    # index backward (the embedding lookup) accumulates in parallel on several threads,
+    # in an order that changes from run to run unless deterministic kernels are on
+    from models.transformer import Transformer, TransformerConfig
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(2):
+            model = Transformer(TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_mlp=64, d_vocab=20, n_ctx=32,
+                                                  seed=0))
+            cfg = TrainConfig(steps=40, batch_size=64, lr=3e-3, warmup_steps=5, seed=0)
+
+            def batches(step):
+                return torch.randint(0, 20, (64, 32), generator=torch.Generator().manual_seed(step))
+
+            train(model, batches, lambda m, tokens: m(tokens, return_type="loss"), cfg, progress=False)
+            runs.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0]), (
+        "same seed, different weights: a kernel in the training step is not deterministic")
+    assert not torch.are_deterministic_algorithms_enabled(), "train must restore the caller's setting"
