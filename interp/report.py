@@ -294,7 +294,7 @@ def format_value(value: Any) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:60rem;
 margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 img{max-width:100%;height:auto;display:block;margin:1rem 0}

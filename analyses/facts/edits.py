@@ -158,7 +158,8 @@ def editing_section(report, model, config, sites: list[dict]) -> dict:
     section.figure(plot_edits(edits), "edits", "Efficacy, paraphrase generalisation and specificity of each ROME "
                    "edit, per edit site (bars: mean with 95% confidence interval; dots: single edits).")
     section.table(by_site, "edits_by_site", "Mean of each measure per edit site.")
-    section.table(edits, "edits", "One row per edit (each applied alone).")
+    section.table(edits.sort_values(["efficacy", "paraphrase"], kind="stable"), "edits",
+                  "One row per edit (each applied alone), the least effective first.", max_rows=12)
     for key in ("efficacy", "paraphrase", "specificity", "neighbour_specificity"):
         report.headline(f"edit_{key}", float(main[key]), f"mean {key.replace('_', ' ')} over {config.n_edits} edits "
                         f"at the {main.site}")

@@ -205,9 +205,13 @@ def neuron_section(report, model, config, template: Template) -> dict:
                   "Per site: mean top-neuron AND score, median neuron, share whose top neuron promotes the answer, "
                   "ablation drops (probability and logit margin) and their ratios.")
     shown = top1.sort_values(["site", "and_score"], ascending=[True, False])
-    section.table(shown[["site", "person", "layer", "neuron", "and_score", "act_both", "act_first_only",
-                         "act_last_only", "answer", "dla_answer", "dla_other_mean", "dla_rank_of_answer"]],
-                  "and_neurons", "Each person's top AND neuron at each site: scores, activations and logit attribution.")
+    columns = ["person", "layer", "neuron", "and_score", "act_both", "act_first_only", "act_last_only", "answer",
+               "dla_answer", "dla_other_mean", "dla_rank_of_answer"]
+    for r in results:
+        tag = r["site"].replace(" ", "_")
+        section.table(shown[shown.site == r["site"]][columns], f"and_neurons_{tag}",
+                      f"Each person's top AND neuron at the {r['site']}, strongest first: scores, activations and "
+                      f"logit attribution.", max_rows=10)
     section.table(pd.concat([_top_inputs(model, r["grid"], shown[shown.site == r["site"]].head(3)).assign(site=r["site"])
                              for r in results], ignore_index=True), "top_inputs",
                   "The five name pairs that excite the three strongest AND neurons of each site most.")

@@ -10,7 +10,8 @@ def test_quick_preset_writes_a_complete_report(tmp_path):
     config = replace(Config.quick(), n_trace_facts=2, samples=2, n_edits=2, n_patch_pairs=2)
     report = run(config)
     folder = report.save(tmp_path)
-    for name in ("report.md", "report.html", "results.json", "edits.csv", "edits_by_site.csv", "and_neurons.csv",
+    for name in ("report.md", "report.html", "results.json", "edits.csv", "edits_by_site.csv",
+                 "and_neurons_last_token.csv",
                  "and_gates_by_site.csv",
                  "figures/trace_heatmaps.png", "figures/trace_groups.png", "figures/patching.png",
                  "figures/and_gates.png", "figures/ablation.png", "figures/edits.png"):
