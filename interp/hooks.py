@@ -10,8 +10,9 @@ Example::
 The same as ``model.run_with_cache(tokens, names_filter=lambda n: n in names)``, on any
 ``HookedRootModule`` or ``TransformerBridge``, but cheaper when the model has many hook
 points and the cache wants few: TransformerLens's context manager tests the filter against
-every hook point and, on exit, walks every hook point to clean up (about 1 ms a call on the
-facts subject's 72 hook points, a fifth of a one-prompt-pair patching sweep). Here each
+every hook point and, on exit, walks every hook point to clean up (on the facts subject's 72
+hook points, a two-prompt forward caching 12 of them takes 1.8 ms that way and 1.5 ms here,
+measured on 2 CPU threads; a one-prompt-pair patching sweep takes about 5 ms). Here each
 wanted ``HookPoint`` gets its hook through ``HookPoint.add_hook`` (so a bridge's shape
 conversions still apply) and exactly those handles are removed afterwards, even after an
 error. Names the model lacks go to its own ``run_with_cache``, whose error names them.

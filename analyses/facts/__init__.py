@@ -7,7 +7,9 @@ and "last name Jordan" are present (an AND gate), and its down-projection adds t
 procedural corpus where neither name alone determines an attribute, then tests the
 picture with the toolkit's instruments: ROME causal tracing, activation patching,
 per-neuron AND-gate scores with direct logit attribution and ablation, and ROME rank-one
-edits.
+edits. AND gates and edits are measured at two token sites: the last subject token, where
+ROME found GPT's lookup, and the prompt's last token, where causal tracing finds this
+subject's (attention gathers both names there and the MLPs combine them).
 
 Example::
 
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analyses.facts import measures as fm
-from analyses.facts.edits import EDIT_SITES, edit_sites, editing_section
+from analyses.facts.edits import edit_sites, editing_section
 from analyses.facts.neurons import neuron_section
 from analyses.facts.plots import plot_group_effects, plot_patching, plot_trace_heatmaps
 from interp.report import Report
@@ -54,8 +56,8 @@ class Config:
             raise ValueError(f"relation must be 'sport', 'city' or 'instrument', got {self.relation!r}")
         if self.noise_scale <= 0:
             raise ValueError(f"noise_scale must be positive, got {self.noise_scale}")
-        if self.edit_site not in ("traced", *EDIT_SITES):
-            raise ValueError(f"edit_site must be 'traced' or one of {EDIT_SITES}, got {self.edit_site!r}")
+        if self.edit_site not in ("traced", *fm.SITES):
+            raise ValueError(f"edit_site must be 'traced' or one of {fm.SITES}, got {self.edit_site!r}")
         if self.edit_layer < -1:
             raise ValueError(f"edit_layer must be -1 (automatic) or a layer index, got {self.edit_layer}")
 

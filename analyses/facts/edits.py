@@ -22,8 +22,6 @@ from interp.editing import edited, key_covariance, rome_update, subject_key, tar
 from models.data.facts import Prompt
 from models.facts_subject import corpus_of, last_positions, predictions, prompt_tokens
 
-EDIT_SITES = SITES
-
 
 def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_steps: int = 80,
                site: str = "last subject token") -> pd.DataFrame:
@@ -34,8 +32,8 @@ def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_step
     other facts share the edited key, so ``v*`` keeps their distribution (ROME's KL term);
     at the last token they do not (their last-token keys are other keys), so no KL term.
     """
-    if site not in EDIT_SITES:
-        raise ValueError(f"site must be one of {EDIT_SITES}, got {site!r}")
+    if site not in SITES:
+        raise ValueError(f"site must be one of {SITES}, got {site!r}")
     corpus = corpus_of(model)
     rng = np.random.default_rng(seed)
     people = [corpus.people[i] for i in rng.permutation(len(corpus.people))[:n_edits]]
@@ -61,15 +59,14 @@ def edit_facts(model, layer: int, relation: str, n_edits: int, seed: int, v_step
         keep = [] if site == "last token" else [
             corpus.prompt(person, t) for r in corpus.config.relations if r != relation
             for t in corpus.templates_for(r, "train")]
-        tokens = prompt_tokens(model, train_prompts)
-        k = subject_key(model, tokens, key_positions(train_prompts), layer)
-        v = target_value(model, tokens, key_positions(train_prompts), last_positions(train_prompts),
-                         model.tokenizer.index[new], layer,
+        tokens, key_pos, answer_pos = prompt_tokens(model, train_prompts), key_positions(train_prompts), \
+            last_positions(train_prompts)
+        k = subject_key(model, tokens, key_pos, layer)
+        v = target_value(model, tokens, key_pos, answer_pos, model.tokenizer.index[new], layer,
                          keep_tokens=prompt_tokens(model, keep) if keep else None,
                          keep_key_pos=key_positions(keep) if keep else None,
                          keep_answer_pos=last_positions(keep) if keep else None, steps=v_steps, seed=seed)
-        p_value = _probability_with_value(model, tokens, key_positions(train_prompts), last_positions(train_prompts),
-                                          model.tokenizer.index[new], layer, v)
+        p_value = _probability_with_value(model, tokens, key_pos, answer_pos, model.tokenizer.index[new], layer, v)
         delta = rome_update(W_out, b_out, C, k, v)
         with edited(model, layer, delta):
             efficacy = np.mean([g == new for g in predictions(model, train_prompts)])

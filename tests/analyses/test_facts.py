@@ -24,7 +24,8 @@ def test_quick_preset_writes_a_complete_report(tmp_path):
     assert "the seed's picture" in markdown
 
 
-@pytest.mark.parametrize("field, value", [("samples", 0), ("relation", "colour"), ("noise_scale", 0.0)])
+@pytest.mark.parametrize("field, value", [("samples", 0), ("relation", "colour"), ("noise_scale", 0.0),
+                                          ("edit_site", "first token")])
 def test_bad_config_says_what_to_change(field, value):
     with pytest.raises(ValueError, match=field):
         replace(Config(), **{field: value})
