@@ -122,8 +122,7 @@ def chain_rule_table(net: Network, x: Float[Tensor, "batch 1"], y: Float[Tensor,
     """
     if set(net.sizes) != {1} or net.activation != "sigmoid" or net.cost_name != "mse" or x.shape[0] != 1:
         raise ValueError("chain_rule_table needs a sigmoid/MSE Network([1, 1, ..., 1]) and a single example")
-    zs, activations = net._trace(x)
-    z = [float(t) for t in zs]
+    _, activations = net._trace(x)
     a = [float(t) for t in activations]
     w = [float(layer.W) for layer in net.layers]
     L = len(net.layers)
@@ -177,7 +176,6 @@ def full_network_check(sizes: list[int], activation: str, cost: str, batch_size:
 
 def plot_agreement(points: pd.DataFrame) -> "plt.Figure":
     """Backprop gradient components against autograd's and finite differences' (symlog axes)."""
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     long = points.melt(id_vars=["backprop", "shape", "activation", "cost"], value_vars=["autograd", "finite_difference"],

@@ -9,7 +9,6 @@ Example::
 import itertools
 
 import numpy as np
-import pandas as pd
 import torch
 
 from analyses.diffusion_clip import direction_cosines, hat_direction_by_shape, zero_shot_accuracy

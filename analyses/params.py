@@ -15,7 +15,7 @@ Example::
 """
 
 import itertools
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import matplotlib.pyplot as plt
 import pandas as pd

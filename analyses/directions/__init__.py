@@ -17,7 +17,6 @@ Example::
 
 from dataclasses import asdict, dataclass
 
-import pandas as pd
 import torch
 
 from analyses.directions import measures, plots

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.transformer import Transformer, TransformerConfig, UnknownHookError
+from models.transformer import Transformer, UnknownHookError
 from tests.models.transformer.conftest import small_config
 
 FULL_KEYS = ["hook_embed", "hook_pos_embed"] + [
