@@ -71,6 +71,7 @@ from models import checkpoint as ckpt
 #   "digits": "models.mlp:digits",
 SUBJECTS: dict[str, str] = {
     "facts": "models.facts_subject:facts",
+    "smollm2": "models.smollm2:smollm2",
 }
 
 _REGISTERED: dict[str, Callable[[bool, int], "Recipe"]] = {}
@@ -85,11 +86,14 @@ class Recipe:
     ``config.json``. ``build()``: the untrained model. ``train(model, checkpoint_dir)``:
     trains the model in place, checkpointing into ``checkpoint_dir`` so an interrupted
     first use resumes; if it returns a ``TrainResult``, its history is cached too.
+    ``per_preset=False``: the subject is the same whatever ``quick`` and ``seed`` (a converted
+    pretrained model), so one cached copy serves every preset and seed.
     """
 
     config: Any
     build: Callable[[], nn.Module]
     train: Callable[[nn.Module, Path], Any]
+    per_preset: bool = True
 
 
 def register(name: str) -> Callable:
@@ -125,11 +129,14 @@ def recipe(name: str, *, quick: bool = False, seed: int = 0) -> Recipe:
 
 def subject_dir(name: str, *, quick: bool = False, seed: int = 0) -> Path:
     """Where subject ``name`` is (or will be) cached, keyed by a hash of its config."""
-    config = ckpt.config_dict(recipe(name, quick=quick, seed=seed).config)
-    return _subject_dir(name, quick, seed, config)
+    made = recipe(name, quick=quick, seed=seed)
+    return _subject_dir(name, quick, seed, ckpt.config_dict(made.config), made.per_preset)
 
 
-def _subject_dir(name: str, quick: bool, seed: int, config: dict) -> Path:
+def _subject_dir(name: str, quick: bool, seed: int, config: dict, per_preset: bool = True) -> Path:
+    if not per_preset:
+        key = json.dumps({"name": name, "config": config}, sort_keys=True)
+        return cache_dir() / name / f"any-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     key = json.dumps({"name": name, "quick": quick, "seed": seed, "config": config}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir() / name / f"{'quick' if quick else 'full'}-seed{seed}-{digest}"
@@ -150,7 +157,7 @@ def load(
     """
     made = recipe(name, quick=quick, seed=seed)
     config = ckpt.config_dict(made.config)
-    folder = _subject_dir(name, quick, seed, config)
+    folder = _subject_dir(name, quick, seed, config, made.per_preset)
     checkpoints = folder / "checkpoints"
     with torch.random.fork_rng(devices=[]):  # seeded init, caller's RNG left alone
         torch.manual_seed(seed)

@@ -1,4 +1,4 @@
-"""One pre-LN transformer block: attention then MLP, each added to the residual stream."""
+"""One pre-norm transformer block: attention then MLP, each added to the residual stream."""
 
 from typing import Optional
 
@@ -8,10 +8,17 @@ from torch import Tensor, nn
 
 from transformer_lens.hook_points import HookPoint
 
-from models.transformer.attention import Attention
+from models.transformer.attention import Attention, GroupedQueryAttention
 from models.transformer.config import TransformerConfig
+from models.transformer.gated_mlp import GatedMLP
 from models.transformer.layer_norm import LayerNorm
 from models.transformer.mlp import MLP
+from models.transformer.rms_norm import RMSNorm
+
+
+def make_norm(cfg: TransformerConfig) -> Optional[nn.Module]:
+    """The block's (and the final) normalisation: LayerNorm, RMSNorm or none, by ``cfg.normalization``."""
+    return {"LN": LayerNorm, "RMS": RMSNorm}[cfg.normalization](cfg) if cfg.normalization else None
 
 
 class TransformerBlock(nn.Module):
@@ -29,23 +36,28 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.hook_resid_pre = HookPoint()  # [batch pos d_model]
-        self.ln1: Optional[LayerNorm] = LayerNorm(cfg) if cfg.normalization == "LN" else None
-        self.attn = Attention(cfg)
+        self.ln1 = make_norm(cfg)
+        self.attn = Attention(cfg) if cfg.n_key_value_heads is None else GroupedQueryAttention(cfg)
         self.hook_attn_out = HookPoint()  # [batch pos d_model]
         if not cfg.attn_only:
             self.hook_resid_mid = HookPoint()  # [batch pos d_model]
-            self.ln2: Optional[LayerNorm] = LayerNorm(cfg) if cfg.normalization == "LN" else None
-            self.mlp = MLP(cfg)
+            self.ln2 = make_norm(cfg)
+            self.mlp = GatedMLP(cfg) if cfg.gated_mlp else MLP(cfg)
             self.hook_mlp_out = HookPoint()  # [batch pos d_model]
         self.hook_resid_post = HookPoint()  # [batch pos d_model]
 
     def forward(
-        self, resid_pre: Float[Tensor, "batch pos d_model"], prefix: Optional[tuple[Tensor, Tensor]] = None
+        self,
+        resid_pre: Float[Tensor, "batch pos d_model"],
+        prefix: Optional[tuple[Tensor, Tensor]] = None,
+        positions: Optional[Tensor] = None,
+        key_mask: Optional[Tensor] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        """``prefix``: the attention's keys and values of earlier positions (see ``Attention.forward``)."""
+        """``prefix``, ``positions``, ``key_mask``: the attention's keys and values of earlier positions,
+        every key's position and the padding mask (see ``Attention.forward``)."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_in = resid_pre if self.ln1 is None else self.ln1(resid_pre)
-        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix))
+        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, positions, key_mask))
         if not self.cfg.attn_only:
             resid = self.hook_resid_mid(resid)
             mlp_in = resid if self.ln2 is None else self.ln2(resid)

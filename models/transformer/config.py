@@ -1,10 +1,11 @@
-"""Configuration of the from-scratch GPT-style transformer."""
+"""Configuration of the from-scratch transformer: the GPT-2 family and the Llama family."""
 
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-ACT_FNS = ("relu", "gelu", "gelu_new")
-NORMALIZATIONS = ("LN", None)
+ACT_FNS = ("relu", "gelu", "gelu_new", "silu")
+NORMALIZATIONS = ("LN", "RMS", None)
+POSITIONAL_EMBEDDINGS = ("standard", "rotary")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,9 +18,24 @@ class TransformerConfig:
 
     ``d_head`` defaults to ``d_model // n_heads``. ``d_mlp=None`` builds an
     attention-only model. ``normalization`` is ``"LN"`` (pre-LN blocks plus a final
-    LN) or ``None``. With ``tied_embeddings`` the unembedding is ``W_E.T`` and has no
+    LN), ``"RMS"`` (RMSNorm, Zhang & Sennrich 2019: no centring, gain ``w`` only) or
+    ``None``. With ``tied_embeddings`` the unembedding is ``W_E.T`` and has no
     parameters of its own (no ``b_U`` either, as in GPT-2). ``use_bias`` switches the
     biases of attention, MLP and unembedding; LayerNorms always keep ``w`` and ``b``.
+
+    The Llama family (Touvron et al. 2023) is the same decoder with four options, named
+    as in TransformerLens: ``positional_embedding="rotary"`` (RoPE, Su et al. 2021, on
+    the first ``rotary_dim`` dimensions of each query and key head, base
+    ``rotary_base``; no ``W_pos``), ``gated_mlp`` (``act(x W_gate) * (x W_in)``, Shazeer
+    2020), ``n_key_value_heads`` (grouped-query attention, Ainslie et al. 2023: query
+    head ``h`` reads key/value head ``h // (n_heads / n_key_value_heads)``) and
+    ``act_fn="silu"``:
+
+    >>> llama = TransformerConfig(d_model=64, n_layers=2, n_heads=4, d_mlp=128, d_vocab=100, n_ctx=32,
+    ...     normalization="RMS", positional_embedding="rotary", gated_mlp=True, n_key_value_heads=2,
+    ...     act_fn="silu", use_bias=False)
+    >>> llama.rotary_dim, llama.n_key_value_heads
+    (16, 2)
     """
 
     d_model: int
@@ -29,8 +45,13 @@ class TransformerConfig:
     d_vocab: int
     n_ctx: int
     d_head: Optional[int] = None
-    act_fn: Literal["relu", "gelu", "gelu_new"] = "gelu_new"
-    normalization: Optional[Literal["LN"]] = "LN"
+    act_fn: Literal["relu", "gelu", "gelu_new", "silu"] = "gelu_new"
+    normalization: Optional[Literal["LN", "RMS"]] = "LN"
+    positional_embedding: Literal["standard", "rotary"] = "standard"
+    rotary_base: float = 10000.0
+    rotary_dim: Optional[int] = None
+    gated_mlp: bool = False
+    n_key_value_heads: Optional[int] = None
     tied_embeddings: bool = False
     use_bias: bool = True
     init_range: float = 0.02
@@ -58,11 +79,47 @@ class TransformerConfig:
         if self.act_fn not in ACT_FNS:
             raise ValueError(f"act_fn={self.act_fn!r} is not supported; use one of {ACT_FNS}.")
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization={self.normalization!r} is not supported; use 'LN' or None.")
+            raise ValueError(f"normalization={self.normalization!r} is not supported; use 'LN', 'RMS' or None.")
+        if self.positional_embedding not in POSITIONAL_EMBEDDINGS:
+            raise ValueError(f"positional_embedding={self.positional_embedding!r} is not supported; "
+                             f"use one of {POSITIONAL_EMBEDDINGS}.")
+        if self.positional_embedding == "rotary":
+            if self.rotary_dim is None:
+                object.__setattr__(self, "rotary_dim", self.d_head)
+            if not isinstance(self.rotary_dim, int) or self.rotary_dim <= 0 or self.rotary_dim % 2 \
+                    or self.rotary_dim > self.d_head:
+                raise ValueError(f"rotary_dim must be an even positive integer at most d_head={self.d_head}, "
+                                 f"got {self.rotary_dim!r}.")
+            if not self.rotary_base > 0:
+                raise ValueError(f"rotary_base must be positive, got {self.rotary_base!r}.")
+        elif self.rotary_dim is not None:
+            raise ValueError("rotary_dim is set but positional_embedding is 'standard'; "
+                             "set positional_embedding='rotary' or drop rotary_dim.")
+        if self.gated_mlp and self.d_mlp is None:
+            raise ValueError("gated_mlp=True needs an MLP; set d_mlp (an attention-only model has none).")
+        if self.n_key_value_heads is not None:
+            kv = self.n_key_value_heads
+            if not isinstance(kv, int) or isinstance(kv, bool) or kv <= 0 or self.n_heads % kv:
+                raise ValueError(f"n_key_value_heads must be a positive integer dividing n_heads={self.n_heads}, "
+                                 f"got {kv!r}; use None for one key/value head per query head.")
         if not self.init_range > 0:
             raise ValueError(f"init_range must be positive, got {self.init_range!r}.")
         if not self.eps > 0:
             raise ValueError(f"eps must be positive, got {self.eps!r}.")
+
+    @property
+    def n_kv_heads(self) -> int:
+        """Key/value heads per layer: ``n_key_value_heads``, or ``n_heads`` without grouping."""
+        return self.n_heads if self.n_key_value_heads is None else self.n_key_value_heads
+
+    @property
+    def device(self) -> None:
+        """Always None: a model's device is where its weights are (``model.W_E.device``), not a setting.
+
+        TransformerLens's tools read ``cfg.device`` to place their result tensors; None puts them
+        on torch's default device, as TransformerLens does for a CPU model.
+        """
+        return None
 
     @property
     def attn_only(self) -> bool:

@@ -50,6 +50,7 @@ def bridge_config(cfg: TransformerConfig, dtype: torch.dtype = torch.float32) ->
     """The ``TransformerBridgeConfig`` of a native bridge model with ``cfg``'s architecture."""
     from transformer_lens.config import TransformerBridgeConfig
 
+    require_standard_family(cfg, "TransformerLens's native bridge")
     return TransformerBridgeConfig(
         d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_head=cfg.d_head,
         d_mlp=cfg.d_mlp if cfg.d_mlp is not None else 4 * cfg.d_model, attn_only=cfg.attn_only,
@@ -164,6 +165,7 @@ def gpt2_config(cfg: TransformerConfig) -> Any:
     """The ``transformers.GPT2Config`` of ``cfg`` (eager attention, so patterns are returned)."""
     from transformers import GPT2Config
 
+    require_standard_family(cfg, "GPT-2")
     if cfg.normalization != "LN" or cfg.attn_only:
         raise ValueError("GPT-2 has LayerNorms and MLPs: use normalization='LN' and a d_mlp.")
     cfg.require_standard_heads()
@@ -177,12 +179,39 @@ def gpt2_config(cfg: TransformerConfig) -> Any:
     return config
 
 
+# GPT2Config options under which Hugging Face computes something our Transformer does not:
+# option -> (the value we compute, what it changes)
+GPT2_EXACT = {
+    "scale_attn_weights": (True, "scores are divided by sqrt(d_head)"),
+    "scale_attn_by_inverse_layer_idx": (False, "scores are not also divided by the layer index + 1"),
+    "reorder_and_upcast_attn": (False, "scores are computed in the model's dtype"),
+    "add_cross_attention": (False, "the blocks have no cross-attention"),
+}
+GPT2_ACTIVATIONS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
+
+
+def require_standard_family(cfg: TransformerConfig, target: str) -> None:
+    """Raise unless ``cfg`` is of the GPT-2 family (learned positions, ungated MLP, one K/V per head)."""
+    if cfg.positional_embedding != "standard" or cfg.gated_mlp or cfg.n_key_value_heads is not None \
+            or cfg.normalization == "RMS" or cfg.act_fn == "silu":
+        raise ValueError(f"{target} has learned positions, LayerNorm, an ungated MLP and one key/value head per "
+                         f"query head; this config is of the Llama family (use models.transformer.convert_llama).")
+
+
 def config_from_gpt2(config: Any, **overrides: Any) -> TransformerConfig:
-    """Our ``TransformerConfig`` for a ``GPT2Config``."""
+    """Our ``TransformerConfig`` for a ``GPT2Config``; refuses options it would compute differently."""
+    for option, (ours, meaning) in GPT2_EXACT.items():
+        value = getattr(config, option, ours)
+        if bool(value) != ours:
+            raise ValueError(f"GPT2Config.{option}={value!r} cannot be represented: in our Transformer {meaning}. "
+                             f"Convert a model with {option}={ours}.")
+    if config.activation_function not in GPT2_ACTIVATIONS:
+        raise ValueError(f"GPT2Config.activation_function={config.activation_function!r} cannot be represented; "
+                         f"ours are {sorted(GPT2_ACTIVATIONS)}.")
     fields = dict(
         d_model=config.n_embd, n_layers=config.n_layer, n_heads=config.n_head,
         d_mlp=config.n_inner or 4 * config.n_embd, d_vocab=config.vocab_size, n_ctx=config.n_positions,
-        act_fn=config.activation_function, eps=config.layer_norm_epsilon,
+        act_fn=GPT2_ACTIVATIONS[config.activation_function], eps=config.layer_norm_epsilon,
         tied_embeddings=bool(getattr(config, "tie_word_embeddings", True)),
     )
     return TransformerConfig(**{**fields, **overrides})

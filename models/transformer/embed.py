@@ -1,5 +1,7 @@
 """Token and learned position embeddings."""
 
+from typing import Optional
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
@@ -25,13 +27,21 @@ class Embed(nn.Module):
 
 
 class PosEmbed(nn.Module):
-    """The rows of ``W_pos`` [n_ctx d_model] for positions ``0..pos-1``, repeated over the batch."""
+    """The rows of ``W_pos`` [n_ctx d_model] for each token's position (``0..pos-1`` unless given).
+
+    Gathered into a new tensor, never a view of ``W_pos``, so a hook that edits
+    ``hook_pos_embed`` in place cannot change the weights.
+    """
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.cfg = cfg
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
 
-    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(
+        self, tokens: Int[Tensor, "batch pos"], positions: Optional[Int[Tensor, "batch pos"]] = None
+    ) -> Float[Tensor, "batch pos d_model"]:
         batch, pos = tokens.shape
-        return self.W_pos[:pos].unsqueeze(0).expand(batch, pos, self.cfg.d_model)
+        if positions is None:
+            positions = torch.arange(pos, device=tokens.device)[None]
+        return self.W_pos[positions.expand(batch, pos)]

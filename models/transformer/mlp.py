@@ -1,6 +1,6 @@
 """The MLP sublayer: up-projection, activation, down-projection."""
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
     "gelu": F.gelu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,  # x * sigmoid(x) (Elfwing et al. 2018), Llama's activation
 }
 
 
@@ -48,12 +49,12 @@ class MLP(nn.Module):
     def forward(self, normalized: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         # 2-D matmuls with the bias fused in (addmm): torch.einsum costs ~50 us per call in
         # dispatch and a separate bias add another pass, which dominated patching sweeps
-        pre = _linear(normalized, self.W_in, self.b_in)
+        pre = linear(normalized, self.W_in, self.b_in)
         post = self.hook_post(self.act(self.hook_pre(pre)))
-        return _linear(post, self.W_out, self.b_out)
+        return linear(post, self.W_out, self.b_out)
 
 
-def _linear(x: Float[Tensor, "... d_in"], W: Float[Tensor, "d_in d_out"], b: Tensor | None) -> Tensor:
+def linear(x: Float[Tensor, "... d_in"], W: Float[Tensor, "d_in d_out"], b: Optional[Tensor]) -> Tensor:
     """``x @ W + b`` as one addmm over the flattened leading dims."""
     flat = x.reshape(-1, x.shape[-1])
     out = flat @ W if b is None else torch.addmm(b, flat, W)

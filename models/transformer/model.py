@@ -1,4 +1,4 @@
-"""The from-scratch GPT-style transformer, hookable with TransformerLens's names."""
+"""The from-scratch transformer (GPT-2 and Llama families), hookable with TransformerLens's names."""
 
 import difflib
 from typing import Any, Callable, Literal, Optional, Sequence, Union
@@ -11,10 +11,9 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from models.transformer.block import TransformerBlock
+from models.transformer.block import TransformerBlock, make_norm
 from models.transformer.config import TransformerConfig
 from models.transformer.embed import Embed, PosEmbed
-from models.transformer.layer_norm import LayerNorm
 from models.transformer.unembed import Unembed
 
 TokensLike = Union[str, list[str], Int[Tensor, "batch pos"], Int[Tensor, "pos"]]
@@ -37,7 +36,7 @@ def check_hook_name(name: str, valid: Sequence[str]) -> None:
 
 
 class Transformer(HookedRootModule):
-    """A decoder-only transformer (GPT-2 layout) whose activations pass through ``HookPoint``s.
+    """A decoder-only transformer (GPT-2 or Llama layout) whose activations pass through ``HookPoint``s.
 
     >>> cfg = TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_mlp=128, d_vocab=50, n_ctx=16)
     >>> model = Transformer(cfg)
@@ -48,7 +47,8 @@ class Transformer(HookedRootModule):
 
     Parameters and hooks carry TransformerLens's names (``blocks.0.attn.W_Q``,
     ``blocks.0.hook_resid_pre``, ...), so weights move to and from TransformerLens
-    and Hugging Face GPT-2 through ``models.transformer.convert``.
+    and Hugging Face GPT-2 through ``models.transformer.convert`` (Hugging Face Llama through
+    ``models.transformer.convert_llama``).
     """
 
     def __init__(self, cfg: TransformerConfig, tokenizer: Any = None):
@@ -57,10 +57,11 @@ class Transformer(HookedRootModule):
         self.tokenizer = tokenizer
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()  # [batch pos d_model]
-        self.pos_embed = PosEmbed(cfg)
-        self.hook_pos_embed = HookPoint()  # [batch pos d_model]
+        if cfg.positional_embedding == "standard":  # rotary positions live in the attention
+            self.pos_embed = PosEmbed(cfg)
+            self.hook_pos_embed = HookPoint()  # [batch pos d_model]
         self.blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(cfg.n_layers)])
-        self.ln_final: Optional[LayerNorm] = LayerNorm(cfg) if cfg.normalization == "LN" else None
+        self.ln_final = make_norm(cfg)
         self.unembed = Unembed(cfg, self.embed)
         self.init_weights()
         self.setup()
@@ -73,7 +74,7 @@ class Transformer(HookedRootModule):
         """
         generator = torch.Generator().manual_seed(self.cfg.seed) if self.cfg.seed is not None else None
         for name, param in self.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
+            leaf = name.rsplit(".", 1)[-1].lstrip("_")  # _W_K, _W_V: grouped key/value heads
             if leaf.startswith("W_"):
                 param.normal_(0.0, self.cfg.init_range, generator=generator)
             elif leaf == "w":
@@ -91,6 +92,7 @@ class Transformer(HookedRootModule):
         stop_at_layer: Optional[int] = None,
         start_at_layer: Optional[int] = None,
         prefix_kv: Optional[Sequence[tuple[Tensor, Tensor]]] = None,
+        attention_mask: Optional[Int[Tensor, "batch key_pos"]] = None,
     ) -> Any:
         """Logits [batch pos d_vocab], next-token loss, both as a tuple, or None.
 
@@ -103,15 +105,28 @@ class Transformer(HookedRootModule):
         ``attn.hook_k`` / ``hook_v`` activations ``[batch prefix_pos head_index d_head]`` of the
         positions before ``input``, a KV cache): ``input`` then holds the later positions only,
         and the logits are those of the later positions.
+        ``attention_mask`` [batch key_pos] (1 at real tokens, 0 at padding; covering the prefix
+        positions first when ``prefix_kv`` is given), as Hugging Face takes it: padding keys are
+        not attended to, and positions count real tokens only, so a left-padded row computes
+        what the row alone computes.
         """
         if return_type not in ("logits", "loss", "both", None):
             raise ValueError(f"return_type={return_type!r}; use 'logits', 'loss', 'both' or None.")
         for name, layer in (("stop_at_layer", stop_at_layer), ("start_at_layer", start_at_layer)):
             if layer is not None and not -self.cfg.n_layers <= layer <= self.cfg.n_layers:
                 raise ValueError(f"{name}={layer} is outside [-{self.cfg.n_layers}, {self.cfg.n_layers}].")
+        n_prefix = prefix_kv[0][0].shape[1] if prefix_kv else 0
+        positions, key_mask = None, None
+        if attention_mask is not None:
+            n_input = input.shape[1] if isinstance(input, Tensor) and input.ndim >= 2 else None
+            key_mask = self._as_mask(attention_mask, n_prefix, n_input)
+            positions = (key_mask.long().cumsum(-1) - 1).clamp(min=0)
         if start_at_layer is None:
             tokens = self._as_tokens(input)
-            residual = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+            residual = self.hook_embed(self.embed(tokens))
+            if self.cfg.positional_embedding == "standard":
+                own = None if positions is None else positions[:, n_prefix:]
+                residual = residual + self.hook_pos_embed(self.pos_embed(tokens, own))
         else:
             residual = self._as_residual(input)
             if return_type in ("loss", "both"):
@@ -127,7 +142,7 @@ class Transformer(HookedRootModule):
             raise ValueError(f"prefix of {prefix_kv[0][0].shape[1]} and input of {residual.shape[1]} positions "
                              f"exceed n_ctx={self.cfg.n_ctx}.")
         for block, prefix in zip(blocks, prefix_kv):
-            residual = block(residual, prefix)
+            residual = block(residual, prefix, positions, key_mask)
         if stop_at_layer is not None:
             return residual
         if self.ln_final is not None:
@@ -139,6 +154,14 @@ class Transformer(HookedRootModule):
             return None
         loss = next_token_loss(logits, tokens, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
+
+    def _as_mask(self, attention_mask: Any, n_prefix: int, n_input: Optional[int]) -> Tensor:
+        if not isinstance(attention_mask, Tensor) or attention_mask.ndim != 2:
+            raise ValueError("attention_mask must be a [batch key_pos] tensor of 0s and 1s (1 at real tokens).")
+        if n_input is not None and attention_mask.shape[1] != n_prefix + n_input:
+            raise ValueError(f"attention_mask covers {attention_mask.shape[1]} positions but the prefix and input "
+                             f"hold {n_prefix} + {n_input}; give one entry per key position, prefix first.")
+        return attention_mask.to(self.embed.W_E.device).bool()
 
     def _as_residual(self, input: Any) -> Float[Tensor, "batch pos d_model"]:
         if not isinstance(input, Tensor) or input.ndim != 3 or input.shape[-1] != self.cfg.d_model \
@@ -205,13 +228,18 @@ class Transformer(HookedRootModule):
             )
         return self.tokenizer
 
-    def to_tokens(self, text: Union[str, list[str]], prepend_bos: bool = True) -> Int[Tensor, "batch pos"]:
-        """Tokenize with the attached tokenizer: ``model.to_tokens("hello")`` -> [1 pos]."""
-        return self._require_tokenizer().to_tokens(text, prepend_bos=prepend_bos)
+    def to_tokens(self, text: Union[str, list[str]], prepend_bos: Optional[bool] = None) -> Int[Tensor, "batch pos"]:
+        """Tokenize with the attached tokenizer: ``model.to_tokens("hello")`` -> [1 pos].
 
-    def to_str_tokens(self, input: Union[str, Tensor], prepend_bos: bool = True) -> list[str]:
+        ``prepend_bos=None`` follows the tokenizer's own rule (ours prepend ``<bos>``; SmolLM2's
+        adds nothing)."""
+        kwargs = {} if prepend_bos is None else {"prepend_bos": prepend_bos}
+        return self._require_tokenizer().to_tokens(text, **kwargs)
+
+    def to_str_tokens(self, input: Union[str, Tensor], prepend_bos: Optional[bool] = None) -> list[str]:
         """The token strings of a text or a 1-D / single-row token tensor."""
-        return self._require_tokenizer().to_str_tokens(input, prepend_bos=prepend_bos)
+        kwargs = {} if prepend_bos is None else {"prepend_bos": prepend_bos}
+        return self._require_tokenizer().to_str_tokens(input, **kwargs)
 
     def to_string(self, tokens: Tensor) -> Union[str, list[str]]:
         """Decode [pos] to a string or [batch pos] to a list of strings."""
@@ -231,6 +259,8 @@ class Transformer(HookedRootModule):
 
     @property
     def W_pos(self) -> Float[Tensor, "n_ctx d_model"]:
+        if self.cfg.positional_embedding != "standard":
+            raise AttributeError("a model with rotary positions has no W_pos; positions act inside the attention.")
         return self.pos_embed.W_pos
 
     @property
@@ -270,6 +300,10 @@ class Transformer(HookedRootModule):
     @property
     def W_out(self) -> Float[Tensor, "n_layers d_mlp d_model"]:
         return self._stack("mlp.W_out")
+
+    @property
+    def W_gate(self) -> Float[Tensor, "n_layers d_model d_mlp"]:
+        return self._stack("mlp.W_gate")
 
 
 def next_token_loss(

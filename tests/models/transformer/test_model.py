@@ -156,7 +156,12 @@ def test_bad_tokens_raise(model, bad, message):
     (dict(n_layers=0), "n_layers"),
     (dict(d_mlp=-1), "d_mlp"),
     (dict(act_fn="swish"), "act_fn"),
-    (dict(normalization="RMS"), "normalization"),
+    (dict(normalization="BN"), "normalization"),
+        (dict(positional_embedding="alibi"), "positional_embedding"),
+        (dict(n_key_value_heads=3), "n_key_value_heads"),
+        (dict(positional_embedding="rotary", rotary_dim=3), "rotary_dim"),
+        (dict(rotary_dim=8), "rotary_dim"),
+        (dict(d_mlp=None, gated_mlp=True), "gated_mlp"),
     (dict(d_model=10, n_heads=3), "d_head"),
     (dict(d_head=0), "d_head"),
 ])

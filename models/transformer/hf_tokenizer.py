@@ -1,0 +1,95 @@
+"""A Hugging Face tokenizer behind the small interface our ``Transformer`` delegates to.
+
+``Transformer.to_tokens`` / ``to_str_tokens`` / ``to_string`` call the attached tokenizer's
+methods of the same names (as TransformerLens does); this adapter gives a
+``transformers`` tokenizer those methods, plus left-padded batches with an attention
+mask for generation and the model's chat template.
+
+>>> tokenizer = HFTokenizer(hf_tokenizer)                           # doctest: +SKIP
+>>> tokenizer.to_str_tokens("The capital of France")                # doctest: +SKIP
+['The', ' capital', ' of', ' France']
+"""
+
+from typing import Any, Optional, Union
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+
+class HFTokenizer:
+    """Wraps a ``transformers`` tokenizer. ``prepend_bos=None`` follows the tokenizer's own rule
+    (SmolLM2's adds no BOS token, as its own ``generate`` examples do not)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.bos_token_id = tokenizer.bos_token_id
+        self.eos_token_id = tokenizer.eos_token_id
+
+    @property
+    def d_vocab(self) -> int:
+        return len(self.tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def encode(self, text: str, prepend_bos: Optional[bool] = None) -> list[int]:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        own_bos = bool(getattr(self.tokenizer, "add_bos_token", False))
+        if (own_bos if prepend_bos is None else prepend_bos) and self.bos_token_id is not None:
+            ids = [self.bos_token_id, *ids]
+        return ids
+
+    def batch(self, texts: Union[str, list[str]], prepend_bos: Optional[bool] = None,
+              padding_side: str = "right") -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+        """Token ids and attention mask (1 at real tokens) of several texts, padded on ``padding_side``."""
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("to_tokens needs at least one text.")
+        rows = [self.encode(t, prepend_bos) for t in texts]
+        if not all(rows):
+            raise ValueError(f"text {texts[[bool(r) for r in rows].index(False)]!r} tokenizes to nothing.")
+        width = max(map(len, rows))
+        tokens = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if padding_side == "left" else slice(0, len(row))
+            tokens[i, span], mask[i, span] = torch.tensor(row), 1
+        return tokens, mask
+
+    def to_tokens(self, text: Union[str, list[str]], prepend_bos: Optional[bool] = None) -> Int[Tensor, "batch pos"]:
+        """[batch pos] token ids; a list of texts is right-padded (use ``batch`` for the mask)."""
+        return self.batch(text, prepend_bos)[0]
+
+    def _ids(self, tokens: Union[Tensor, list[int]]) -> list[int]:
+        if isinstance(tokens, Tensor):
+            if tokens.ndim == 2 and tokens.shape[0] == 1:
+                tokens = tokens[0]
+            if tokens.ndim != 1:
+                raise ValueError(f"expected one sequence of tokens, got shape {tuple(tokens.shape)}.")
+            return tokens.tolist()
+        return list(tokens)
+
+    def to_str_tokens(self, input: Union[str, Tensor, list[int]], prepend_bos: Optional[bool] = None) -> list[str]:
+        """Each token decoded on its own (``' capital'``, not ``'Ġcapital'``)."""
+        ids = self.encode(input, prepend_bos) if isinstance(input, str) else self._ids(input)
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    def to_string(self, tokens: Union[Tensor, list[int]]) -> Union[str, list[str]]:
+        """Decode [pos] to a string or [batch pos] to a list, special tokens (padding) dropped."""
+        if isinstance(tokens, Tensor) and tokens.ndim == 2:
+            return [self.to_string(row) for row in tokens]
+        return self.tokenizer.decode(self._ids(tokens), skip_special_tokens=True)
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The model's chat template applied to ``[{"role": ..., "content": ...}, ...]``, ready for the
+        assistant's reply."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError("this tokenizer has no chat template; prompt the model with plain text.")
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({type(self.tokenizer).__name__}, d_vocab={self.d_vocab})"
