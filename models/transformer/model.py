@@ -101,10 +101,11 @@ class Transformer(HookedRootModule):
         With ``start_at_layer=L``, ``input`` is that residual stream [batch pos d_model]
         and only blocks ``L`` onwards run (their hooks fire, the embedding hooks do not):
         ``model(model(tokens, stop_at_layer=L), start_at_layer=L) == model(tokens)``.
-        With ``start_at_layer`` also ``prefix_kv``, one ``(k, v)`` pair per block run (the
-        ``attn.hook_k`` / ``hook_v`` activations ``[batch prefix_pos head_index d_head]`` of the
-        positions before ``input``, a KV cache): ``input`` then holds the later positions only,
-        and the logits are those of the later positions.
+        ``prefix_kv``: one ``(k, v)`` pair per block run (the ``attn.hook_k`` / ``hook_v``
+        activations ``[batch prefix_pos kv_head_index d_head]`` of the positions before ``input``,
+        a KV cache): ``input`` (tokens, or with ``start_at_layer`` the residual stream) then holds
+        the later positions only, at positions ``prefix_pos, prefix_pos + 1, ...``, and the logits
+        are those of the later positions.
         ``attention_mask`` [batch key_pos] (1 at real tokens, 0 at padding; covering the prefix
         positions first when ``prefix_kv`` is given), as Hugging Face takes it: padding keys are
         not attended to, and positions count real tokens only, so a left-padded row computes
@@ -121,6 +122,9 @@ class Transformer(HookedRootModule):
             n_input = input.shape[1] if isinstance(input, Tensor) and input.ndim >= 2 else None
             key_mask = self._as_mask(attention_mask, n_prefix, n_input)
             positions = (key_mask.long().cumsum(-1) - 1).clamp(min=0)
+        elif n_prefix:
+            positions = torch.arange(n_prefix + (input.shape[1] if isinstance(input, Tensor) else 0),
+                                     device=self.embed.W_E.device)[None]
         if start_at_layer is None:
             tokens = self._as_tokens(input)
             residual = self.hook_embed(self.embed(tokens))
@@ -135,9 +139,8 @@ class Transformer(HookedRootModule):
         blocks = self.blocks[start_at_layer:stop_at_layer]
         if prefix_kv is None:
             prefix_kv = [None] * len(blocks)
-        elif start_at_layer is None or len(prefix_kv) != len(blocks):
-            raise ValueError(f"prefix_kv needs start_at_layer and one (k, v) per block run ({len(blocks)}), "
-                             f"got {len(prefix_kv)}.")
+        elif len(prefix_kv) != len(blocks):
+            raise ValueError(f"prefix_kv needs one (k, v) per block run ({len(blocks)}), got {len(prefix_kv)}.")
         elif prefix_kv and residual.shape[1] + prefix_kv[0][0].shape[1] > self.cfg.n_ctx:
             raise ValueError(f"prefix of {prefix_kv[0][0].shape[1]} and input of {residual.shape[1]} positions "
                              f"exceed n_ctx={self.cfg.n_ctx}.")
