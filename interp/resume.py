@@ -180,11 +180,18 @@ def reads_last_position_only(metric: Any, out: Tensor, value: Tensor) -> bool:
 
 
 def block_kv(model: Any, layer: int, resid: Float[Tensor, "batch pos d_model"]) -> tuple[Tensor, Tensor]:
-    """Keys and values ``[batch pos head_index d_head]`` of block ``layer`` for the residual stream entering it,
-    from the block's own ``ln1``, ``W_K``, ``W_V`` (and ``b_K``, ``b_V``); :func:`trims_exactly` checks them."""
+    """Keys and values of block ``layer`` for the residual stream entering it, as ``hook_k`` / ``hook_v``
+    hold them (``[batch pos kv_head_index d_head]``; keys before any rotary rotation, which the
+    attention applies to a key/value prefix itself); :func:`trims_exactly` checks them.
+
+    From the attention's own ``keys_values`` where it has one (ours: grouped key/value heads
+    included), else from the block's ``ln1``, ``W_K``, ``W_V`` (and ``b_K``, ``b_V``).
+    """
     block = model.blocks[layer]
     attn = block.attn
     x = resid if getattr(block, "ln1", None) is None else block.ln1(resid)
+    if callable(getattr(attn, "keys_values", None)):
+        return attn.keys_values(x)
     out = []
     for W, b in ((attn.W_K, getattr(attn, "b_K", None)), (attn.W_V, getattr(attn, "b_V", None))):
         kv = einops.einsum(x, W, "batch pos d_model, head_index d_model d_head -> batch pos head_index d_head")
