@@ -19,6 +19,7 @@ ANALYSES: dict[str, str] = {
     "digits": "analyses.digits",
     "backprop": "analyses.backprop",
     "facts": "analyses.facts",
+    "lm": "analyses.lm",
     "directions": "analyses.directions",
     "context": "analyses.context",
     "jl": "analyses.jl",
