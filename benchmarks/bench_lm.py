@@ -1,0 +1,71 @@
+"""Forward and run_with_cache speed on SmolLM2-135M: ours against Hugging Face eager and TransformerLens's bridge.
+
+Same weights (the dequantised GGUF file), same tokens, same process, best of ``--repeats``;
+printed as ratios (>1 means ours is faster). Goals (issue 13): forward at least 1.0x both
+peers on 8 x 64 tokens, and caching every hook at most 1.3x our plain forward.
+Run: ``python benchmarks/bench_lm.py``.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+from bench_transformer import tokens_per_second  # run as a script: benchmarks/ is on sys.path
+
+
+def benchmark(batch: int = 8, pos: int = 64, repeats: int = 3) -> dict[str, float]:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from models import smollm2, zoo
+
+    started = time.perf_counter()
+    ours = zoo.load("smollm2")
+    load_seconds = time.perf_counter() - started
+    hf = smollm2.load_hf()
+    with tempfile.TemporaryDirectory() as folder:
+        bridge = TransformerBridge.boot_transformers(folder, hf_model=hf, tokenizer=smollm2.load_hf_tokenizer())
+    bridge.eval()
+    tokens = torch.randint(0, ours.cfg.d_vocab, (batch, pos), generator=torch.Generator().manual_seed(0))
+    n = batch * pos
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(tokens), hf(tokens).logits, rtol=0, atol=2e-4)
+        result = {
+            "ours_forward": tokens_per_second(lambda: ours(tokens), n, repeats, warmup=1),
+            "hf_forward": tokens_per_second(lambda: hf(tokens).logits, n, repeats, warmup=1),
+            "tl_forward": tokens_per_second(lambda: bridge(tokens), n, repeats, warmup=1),
+            "ours_cache": tokens_per_second(lambda: ours.run_with_cache(tokens), n, repeats, warmup=1),
+        }
+    result["forward_ratio_ours_over_hf"] = result["ours_forward"] / result["hf_forward"]
+    result["forward_ratio_ours_over_tl"] = result["ours_forward"] / result["tl_forward"]
+    result["ours_cache_cost_over_forward"] = result["ours_forward"] / result["ours_cache"]
+    result["zoo_load_seconds"] = load_seconds
+    result["threads"] = torch.get_num_threads()
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--pos", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    result = benchmark(args.batch, args.pos, args.repeats)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return result
+    print(f"SmolLM2-135M, batch {args.batch} x {args.pos} tokens, CPU, {result['threads']} threads "
+          f"(zoo.load took {result['zoo_load_seconds']:.1f} s)")
+    for key in ("ours_forward", "hf_forward", "tl_forward", "ours_cache"):
+        print(f"  {key:<14} {result[key]:>10,.0f} tokens/s")
+    print(f"forward: ours / Hugging Face eager = {result['forward_ratio_ours_over_hf']:.2f}x (goal >= 1)")
+    print(f"forward: ours / TransformerLens bridge = {result['forward_ratio_ours_over_tl']:.2f}x (goal >= 1)")
+    print(f"caching every hook costs {result['ours_cache_cost_over_forward']:.2f}x our forward (goal <= 1.3)")
+    return result
+
+
+if __name__ == "__main__":
+    main()
