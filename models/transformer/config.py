@@ -122,6 +122,17 @@ class TransformerConfig:
         return None
 
     @property
+    def normalization_type(self) -> Optional[str]:
+        """TransformerLens's name for ``normalization`` (``"LN"``, ``"RMS"`` or None), read by its
+        ``ActivationCache`` (which norm ``apply_ln_to_stack`` undoes) and its logit lens."""
+        return self.normalization
+
+    @property
+    def positional_embedding_type(self) -> str:
+        """TransformerLens's name for ``positional_embedding`` (``"standard"`` or ``"rotary"``)."""
+        return self.positional_embedding
+
+    @property
     def attn_only(self) -> bool:
         """True when the blocks have no MLP (``d_mlp is None``)."""
         return self.d_mlp is None

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from transformer_lens import HookedRootModule
+from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from models.transformer.block import TransformerBlock, make_norm
@@ -61,6 +61,8 @@ class Transformer(HookedRootModule):
             self.pos_embed = PosEmbed(cfg)
             self.hook_pos_embed = HookPoint()  # [batch pos d_model]
         self.blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(cfg.n_layers)])
+        for block in self.blocks:  # TransformerLens's logit lens reads this off each block
+            block.hook_out_is_single_residual_stream = True  # (hook_resid_post is the stream ln_final reads)
         self.ln_final = make_norm(cfg)
         self.unembed = Unembed(cfg, self.embed)
         self.init_weights()
@@ -220,6 +222,62 @@ class Transformer(HookedRootModule):
     def get_caching_hooks(self, names_filter: Any = None, *args: Any, **kwargs: Any) -> tuple[dict, list, list]:
         self._check_names(names_filter)
         return super().get_caching_hooks(names_filter, *args, **kwargs)
+
+    # ----- TransformerLens's analysis surface (ActivationCache, logit lens, DLA, patching) --------
+
+    def run_with_cache(self, *model_args: Any, return_cache_object: bool = True, remove_batch_dim: bool = False,
+                       **kwargs: Any) -> tuple[Any, Union[ActivationCache, dict[str, Tensor]]]:
+        """``(output, cache)``: the cache is TransformerLens's ``ActivationCache``, as ``HookedTransformer``'s.
+
+        So ``cache["blocks.0.hook_resid_pre"]``, ``cache["resid_pre", 0]``, ``cache.items()`` and
+        TransformerLens's analyses (``accumulated_resid``, ``decompose_resid``,
+        ``stack_head_results``, ``apply_ln_to_stack``, ``logit_attrs``) work on it;
+        ``return_cache_object=False`` gives the plain dict.
+        """
+        out, cache = super().run_with_cache(*model_args, remove_batch_dim=remove_batch_dim, **kwargs)
+        return out, ActivationCache(cache, self, has_batch_dim=not remove_batch_dim) if return_cache_object else cache
+
+    @property
+    def b_U(self) -> Float[Tensor, "d_vocab"]:
+        """The unembedding bias; zeros when the model has none (TransformerLens's readouts add it)."""
+        b_U = self.unembed.b_U
+        return torch.zeros(self.cfg.d_vocab, dtype=self.W_E.dtype, device=self.W_E.device) if b_U is None else b_U
+
+    def tokens_to_residual_directions(self, tokens: Union[str, int, Tensor]) -> Float[Tensor, "... d_model"]:
+        """The direction in the *normalised* residual stream whose dot product is a token's logit (minus constants).
+
+        That is ``W_U[:, token]`` times ``ln_final.w``: TransformerLens's ``W_U`` after its default
+        ``fold_ln``, so ``cache.logit_attrs`` (which divides by ``ln_final``'s cached scale)
+        splits a logit into parts that sum to ``logit - b_U - ln_final.b @ W_U`` and agree with
+        a ``HookedTransformer`` of the same weights. ``[d_model]`` for one token, ``[... d_model]``
+        for a tensor of them.
+        """
+        if isinstance(tokens, str):
+            tokens = self.to_single_token(tokens)
+        W_U = self.W_U if self.ln_final is None else self.ln_final.w[:, None] * self.W_U
+        index = tokens if isinstance(tokens, Tensor) and tokens.numel() > 1 else int(tokens)
+        return W_U[:, index].movedim(0, -1)
+
+    def to_single_token(self, string: str) -> int:
+        """The id of the one token ``string`` is (no BOS); raises if it is several."""
+        token = self.to_tokens(string, prepend_bos=False).squeeze()
+        if token.numel() != 1:
+            pieces = self.to_str_tokens(string, prepend_bos=False)
+            raise ValueError(f"{string!r} is {token.numel()} tokens, not one: {pieces}")
+        return int(token.item())
+
+    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True
+                         ) -> Float[Tensor, "d_model"]:
+        """Sum of the attention (``b_O``) and MLP (``b_out``) output biases of blocks before ``layer``
+        (and the attention bias of ``layer`` itself with ``mlp_input``), as TransformerLens's."""
+        total = torch.zeros(self.cfg.d_model, dtype=self.W_E.dtype, device=self.W_E.device)
+        for index, block in enumerate(self.blocks[: layer + 1]):
+            if index < layer or mlp_input:
+                total = total + (0 if block.attn.b_O is None else block.attn.b_O)
+            mlp = getattr(block, "mlp", None)
+            if index < layer and include_mlp_biases and getattr(mlp, "b_out", None) is not None:
+                total = total + mlp.b_out
+        return total
 
     # ----- tokens, text and sampling (delegated, as in TransformerLens) ----------------------
 

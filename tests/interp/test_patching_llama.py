@@ -59,7 +59,8 @@ def test_every_shortcut_check_passes_on_a_llama(grouping):
     layers = list(range(n_layers))
     with torch.no_grad():
         full = model(tokens)
-    acts = {**receiver_activations(model, tokens, "z", layers), **receiver_activations(model, tokens, "mlp_out", layers)}
+    acts = {key: value for activation in ("z", "mlp_out")
+            for key, value in receiver_activations(model, tokens, activation, layers).items()}
     resid = {layer: acts[("resid_pre", layer)] for layer in layers}
     resid[n_layers] = acts[("resid_post", n_layers - 1)]
     assert resume.resumes_exactly(model, tokens, resid, layers + [n_layers], full)
@@ -69,7 +70,7 @@ def test_every_shortcut_check_passes_on_a_llama(grouping):
     assert resume.trims_exactly(model, acts, full), "last block on the last position alone"
     for activation in ("z", "mlp_out"):
         for layer in layers:
-            assert resume.finishes_exactly(model, activation, layer, acts), f"finishing block {layer} after {activation}"
+            assert resume.finishes_exactly(model, activation, layer, acts), f"block {layer} after {activation}"
 
 
 def test_the_checks_can_fail_a_block_kv_that_ignores_grouping_is_refused(monkeypatch):
