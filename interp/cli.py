@@ -3,6 +3,7 @@
     interp list [--json]
     interp run NAME... | all [--quick] [--seed N] [--out DIR] [--set key=value] [--json]
     interp params PRESET [--json]
+    interp chat [facts | smollm2] [--temperature T] [--top-p P] [--max-new-tokens N] [--seed N]
 """
 
 import dataclasses
@@ -127,26 +128,59 @@ def params(
 
 @app.command("chat")
 def chat(
-    subject: str = typer.Argument("facts", help="Zoo subject to talk to (a word-level language model)."),
+    subject: str = typer.Argument("facts", help="Zoo language model: 'facts' (completes sentences word by word) "
+                                                "or 'smollm2' (an instruct model: a conversation)."),
     quick: bool = typer.Option(False, "--quick", help="The subject's small variant."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = always the most likely word."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = always the most likely token."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample from the most likely tokens holding this "
+                                                                "much probability (with --temperature > 0)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens",
+                                                 help="Longest reply (default 8 words for facts, 256 tokens for a chat model)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Complete prompts by repeatedly predicting and sampling the next word (empty line quits)."""
-    from models import zoo
-    from models.facts_subject import complete
+    """Talk to a zoo language model, one line per turn (an empty line quits).
 
-    model = zoo.load(subject, quick=quick, seed=seed)
-    typer.echo(f"{subject}: type the start of a sentence, e.g. 'question : which sport does <first> <last> play ? answer :'")
+    A model with a chat template (smollm2) keeps the conversation and answers each turn through
+    the template; the others complete the line you type.
+    """
+    from models import zoo
+    from models.transformer.sampling import chat_reply, check_sampling_arguments
+
+    try:
+        check_sampling_arguments(0 if max_new_tokens is None else max_new_tokens, temperature, None, top_p)
+        model = zoo.load(subject, quick=quick, seed=seed)
+    except (KeyError, ValueError, ImportError, FileNotFoundError) as error:
+        _fail(str(error.args[0] if error.args else error))
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        _fail(f"zoo subject {subject!r} is not a language model; chat with 'facts' or 'smollm2'")
+    chatting = getattr(tokenizer, "has_chat_template", False)
+    if not chatting and top_p is not None:
+        _fail(f"--top-p applies to chat models; {subject!r} completes with --temperature only")
+    if chatting:
+        typer.echo(f"{subject}: say something (an empty line quits)")
+    else:
+        typer.echo(f"{subject}: type the start of a sentence, e.g. "
+                   f"'question : which sport does <first> <last> play ? answer :'")
+    budget = max_new_tokens if max_new_tokens is not None else 256 if chatting else 8
+    messages: list[dict[str, str]] = []
     while True:
         try:
-            prompt = input("> ").strip()
+            line = input("> ").strip()
         except EOFError:
             break
-        if not prompt:
+        if not line:
             break
         try:
-            typer.echo(f"{prompt} {complete(model, prompt, temperature=temperature, seed=seed)}")
+            if chatting:
+                asked = [*messages, {"role": "user", "content": line}]  # kept only once answered
+                reply = chat_reply(model, asked, budget, temperature=temperature, top_p=top_p, seed=seed)
+                messages = [*asked, {"role": "assistant", "content": reply}]
+                typer.echo(reply)
+            else:
+                from models.facts_subject import complete
+
+                typer.echo(f"{line} {complete(model, line, budget, temperature=temperature, seed=seed)}")
         except ValueError as error:
             typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
 

@@ -84,10 +84,15 @@ class HFTokenizer:
             return [self.to_string(row) for row in tokens]
         return self.tokenizer.decode(self._ids(tokens), skip_special_tokens=True)
 
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the model was tuned to chat (its tokenizer carries a chat template)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The model's chat template applied to ``[{"role": ..., "content": ...}, ...]``, ready for the
         assistant's reply."""
-        if not getattr(self.tokenizer, "chat_template", None):
+        if not self.has_chat_template:
             raise ValueError("this tokenizer has no chat template; prompt the model with plain text.")
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
