@@ -147,3 +147,45 @@ def test_attribution_patching_on_a_grouped_llama_is_the_derivative_of_patching()
 
         finite_difference = (nudged(1) - nudged(-1)) / (2 * eps)
         assert estimate[site].item() == pytest.approx(finite_difference, rel=1e-4, abs=1e-7), activation
+
+
+@pytest.fixture(scope="module")
+def smollm2_and_its_bridge(tmp_path_factory):
+    """Our SmolLM2 from the zoo, and TransformerLens's bridge over the Hugging Face model it was converted from."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from models import smollm2, zoo
+
+    folder = tmp_path_factory.mktemp("smollm2-hf")
+    bridge = TransformerBridge.boot_transformers(str(folder), hf_model=smollm2.load_hf(),
+                                                 tokenizer=smollm2.load_hf_tokenizer())
+    return zoo.load("smollm2"), bridge.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation, layers", [("resid_pre", [0, 1, 15, 29]), ("attn_out", [0, 15, 29]),
+                                                ("mlp_out", [0, 15, 29]), ("z", [0, 29])])
+def test_on_smollm2_every_sweep_equals_transformer_lens_on_its_bridge(smollm2_and_its_bridge, activation, layers):
+    import pandas as pd
+
+    model, bridge = smollm2_and_its_bridge
+    clean = model.to_tokens("The capital of France is the city of")
+    corrupted = model.to_tokens("The capital of Italy is the city of")
+    paris, rome = model.to_single_token(" Paris"), model.to_single_token(" Rome")
+
+    def metric(logits):
+        return (logits[:, -1, paris] - logits[:, -1, rome]).mean()
+
+    ours = activation_patching(model, clean, corrupted, metric, activation, layers=layers)
+    # TransformerLens's sweep on the same sites only (one forward each; all 30 layers would take minutes)
+    axes = {"layer": layers, "pos": range(clean.shape[1])}
+    if activation == "z":
+        axes["head"] = range(model.cfg.n_heads)
+    index = pd.MultiIndex.from_product(list(axes.values()), names=list(axes)).to_frame(index=False)
+    _, clean_cache = bridge.run_with_cache(clean)
+    with torch.no_grad():
+        theirs = TL_SWEEPS[activation](bridge, corrupted, clean_cache, metric, index_axis_names=None, index_df=index)
+    assert (theirs - theirs[0]).abs().max() > 0.1, "France -> Italy should move the Paris-Rome logit difference"
+    assert (ours.flatten() - theirs).abs().max() <= 1e-4, "ours on our SmolLM2 vs TransformerLens on HF's"
+    checked = resume._CHECKED[model]
+    assert all(checked.values()), f"a shortcut fell back on SmolLM2: {[k for k, v in checked.items() if not v]}"
