@@ -13,7 +13,6 @@ ours took 39 s on two threads against 0.7 s on one while another worker's tests 
 """
 
 import argparse
-import copy
 import json
 import time
 from typing import Callable
@@ -55,19 +54,20 @@ def benchmark(new_tokens: int = 64, batches: tuple[int, ...] = (1, 4), repeats: 
         torch.set_num_threads(threads)
     ours = zoo.load("smollm2")
     hf = smollm2.load_hf()
-    config = copy.deepcopy(hf.generation_config)  # no stop at EOS: both generate every token
-    config.eos_token_id, config.pad_token_id = None, ours.tokenizer.pad_token_id
-    config.do_sample, config.max_new_tokens, config.min_new_tokens = False, new_tokens, None
+    # no stop at EOS, so both generate every token: transformers fills a None in the config passed to
+    # generate() from the model's own generation config, so the EOS token is unset there
+    hf.generation_config.eos_token_id, hf.generation_config.pad_token_id = None, ours.tokenizer.pad_token_id
     result: dict[str, float] = {}
     for batch in batches:
+        # the mask goes to both, also unpadded: with the EOS token unset transformers would otherwise
+        # infer one that hides the prompt's pad tokens (SmolLM2 pads with <|im_end|>); ours drops an all-ones mask
         tokens, mask = prompt_batch(ours, batch)
-        mask = mask if not mask.all() else None
 
         def run_ours() -> torch.Tensor:
             return generate(ours, tokens, new_tokens, temperature=0, attention_mask=mask, stop_at_eos=False)
 
         def run_hf() -> torch.Tensor:
-            return hf.generate(tokens, attention_mask=mask, generation_config=config)
+            return hf.generate(tokens, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)
 
         expected, out = run_hf(), run_ours()  # also the warm-ups
         assert out.shape == expected.shape == (batch, tokens.shape[1] + new_tokens), "both generate every token"
