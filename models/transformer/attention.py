@@ -2,7 +2,7 @@
 rotary positions and grouped key/value heads (the Llama family)."""
 
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import einops
 import torch
@@ -13,6 +13,69 @@ from transformer_lens.hook_points import HookPoint
 
 from models.transformer.config import TransformerConfig
 from models.transformer.rotary import rotary_cos_sin, rotate
+
+
+def grouped_scores(
+    q: Float[Tensor, "batch query_pos head_index d_head"], k: Float[Tensor, "batch key_pos kv_head_index d_head"]
+) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+    """``q · k`` per head, query head ``h`` reading key head ``h // group`` (transformers' ``repeat_kv``).
+
+    Batched matmuls over the key/value heads, the query heads of a group stacked as rows, so
+    keys are never copied once per query head; no einsum (its dispatch cost ~50 us a call,
+    twice per layer, a tenth of a generation step).
+    """
+    batch, n_query, n_heads, d_head = q.shape
+    n_kv = k.shape[2]
+    group = n_heads // n_kv
+    q = q.permute(0, 2, 1, 3).reshape(batch, n_kv, group * n_query, d_head)
+    scores = q @ k.permute(0, 2, 3, 1)  # [batch kv_head (group query_pos) key_pos]
+    return scores.view(batch, n_heads, n_query, k.shape[1])
+
+
+def grouped_mix(
+    pattern: Float[Tensor, "batch head_index query_pos key_pos"], v: Float[Tensor, "batch key_pos kv_head_index d_head"]
+) -> Float[Tensor, "batch query_pos head_index d_head"]:
+    """``pattern @ v`` per head, query head ``h`` reading value head ``h // group``."""
+    batch, n_heads, n_query, n_key = pattern.shape
+    n_kv = v.shape[2]
+    z = pattern.reshape(batch, n_kv, (n_heads // n_kv) * n_query, n_key) @ v.permute(0, 2, 1, 3)
+    return z.view(batch, n_heads, n_query, -1).permute(0, 2, 1, 3)
+
+
+class Layout(NamedTuple):
+    """What every block's attention needs to know about positions, computed once per forward.
+
+    ``mask``: True where a query may not attend to a key [batch_or_1 1 query_pos key_pos];
+    ``cos``, ``sin``: the rotary angles of every key position [batch_or_1 key_pos rotary_dim]
+    (None without rotary embeddings).
+    """
+
+    mask: Tensor
+    cos: Optional[Tensor]
+    sin: Optional[Tensor]
+
+
+def attention_layout(
+    cfg: TransformerConfig, n_query: int, n_key: int, positions: Optional[Int[Tensor, "batch key_pos"]] = None,
+    key_mask: Optional[Bool[Tensor, "batch key_pos"]] = None, dtype: torch.dtype = torch.float32,
+    device: Optional[torch.device] = None,
+) -> Layout:
+    """The causal (and padding) mask and the rotary angles for ``n_query`` queries, the last of ``n_key`` keys.
+
+    Query ``i`` sits at position ``n_key - n_query + i`` and may attend to keys up to it. A
+    padding key (``key_mask`` False) is attended to by no query but itself, so no row is empty.
+    """
+    mask = torch.ones(n_query, n_key, dtype=torch.bool, device=device).triu(n_key - n_query + 1)[None, None]
+    if key_mask is not None:
+        own = torch.zeros_like(mask[0, 0]).diagonal_scatter(torch.ones(n_query, dtype=torch.bool, device=device),
+                                                            n_key - n_query)
+        mask = mask | (~key_mask[:, None, None, :] & ~own)
+    if cfg.positional_embedding != "rotary":
+        return Layout(mask, None, None)
+    if positions is None:
+        positions = torch.arange(n_key, device=device)[None]
+    cos, sin = rotary_cos_sin(positions, cfg.rotary_dim, cfg.rotary_base, dtype)
+    return Layout(mask, cos, sin)
 
 
 class Attention(nn.Module):
@@ -43,6 +106,7 @@ class Attention(nn.Module):
             self.register_parameter("b_O", None)
         self.attn_scale = math.sqrt(d_head)
         self.rotary = cfg.positional_embedding == "rotary"
+        self._fused: tuple[tuple, Tensor, Optional[Tensor]] = ((), torch.empty(0), None)
 
         self.hook_q = HookPoint()  # [batch pos head_index d_head]
         self.hook_k = HookPoint()  # [batch pos kv_head_index d_head]
@@ -64,19 +128,34 @@ class Attention(nn.Module):
         """``W_K, W_V [kv_head_index d_model d_head]`` and ``b_K, b_V`` as stored (one per key/value head)."""
         return self.W_K, self.W_V, self.b_K, self.b_V
 
+    def _fused_weights(self) -> tuple[Tensor, Optional[Tensor]]:
+        """``W_Q | W_K | W_V`` as one [d_model (head_index + 2 kv_head_index) d_head] matrix, and the biases.
+
+        Rebuilt only when a weight changes (a new tensor, or an in-place edit, which bumps its
+        version): concatenating them cost a copy of the layer's weights at every call, a quarter
+        of a generation step on SmolLM2. With gradients on, built afresh so they flow to the weights.
+        """
+        W_K, W_V, b_K, b_V = self.key_value_weights()
+        tensors = (self.W_Q, W_K, W_V, self.b_Q, b_K, b_V)
+        grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) if t is not None else None for t in tensors)
+        if grads or key != self._fused[0]:
+            W = torch.cat([einops.rearrange(W, "head_index d_model d_head -> d_model (head_index d_head)")
+                           for W in (self.W_Q, W_K, W_V)], dim=1)
+            b = None if self.b_Q is None else torch.cat([self.b_Q.flatten(), b_K.flatten(), b_V.flatten()])
+            if grads:
+                return W, b
+            self._fused = (key, W, b)
+        return self._fused[1], self._fused[2]
+
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Queries [batch pos head_index d_head], keys and values [batch pos kv_head_index d_head]:
         one matmul over all three and every head."""
         # (torch.einsum per projection cost ~50 us of dispatch each, which dominated small forwards)
-        W_K, W_V, b_K, b_V = self.key_value_weights()
-        n_heads, n_kv, d_head = self.W_Q.shape[0], W_K.shape[0], self.W_Q.shape[2]
-        W = torch.cat([einops.rearrange(W, "head_index d_model d_head -> d_model (head_index d_head)")
-                       for W in (self.W_Q, W_K, W_V)], dim=1)
+        n_heads, n_kv, d_head = self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head
+        W, b = self._fused_weights()
         flat = x.reshape(-1, x.shape[-1])
-        if self.b_Q is None:
-            out = flat @ W
-        else:
-            out = torch.addmm(torch.cat([self.b_Q.flatten(), b_K.flatten(), b_V.flatten()]), flat, W)
+        out = flat @ W if b is None else torch.addmm(b, flat, W)
         out = out.reshape(*x.shape[:-1], n_heads + 2 * n_kv, d_head)
         return out[..., :n_heads, :], out[..., n_heads:n_heads + n_kv, :], out[..., n_heads + n_kv:, :]
 
@@ -92,45 +171,32 @@ class Attention(nn.Module):
         prefix: Optional[tuple[Tensor, Tensor]] = None,
         positions: Optional[Int[Tensor, "batch key_pos"]] = None,
         key_mask: Optional[Bool[Tensor, "batch key_pos"]] = None,
+        layout: Optional[Layout] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
         """``prefix``: keys and values ``[batch prefix_pos kv_head_index d_head]`` of positions before
         ``normalized`` (a KV cache, as ``hook_k`` / ``hook_v`` saw them); the queries are then the later
         positions only. ``positions``: the position of every key (prefix first; default ``0, 1, ...``),
         read by rotary embeddings. ``key_mask``: False at padding keys, which no query attends to
-        (a padding query still attends to itself, so no row is empty)."""
+        (a padding query still attends to itself, so no row is empty). ``layout``: the mask and
+        rotary angles that ``positions`` and ``key_mask`` give (:func:`attention_layout`), when the
+        caller has computed them once for every block."""
         q, k, v = self._qkv(normalized)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         n_query = q.shape[1]
         n_key = n_query + (0 if prefix is None else prefix[0].shape[1])
+        if layout is None:
+            layout = attention_layout(self.cfg, n_query, n_key, positions, key_mask, q.dtype, q.device)
         if self.rotary:
-            if positions is None:
-                positions = torch.arange(n_key, device=q.device)[None]
-            cos, sin = rotary_cos_sin(positions, self.cfg.rotary_dim, self.cfg.rotary_base, q.dtype)
+            cos, sin = layout.cos, layout.sin
             q = self.hook_rot_q(rotate(q, cos[:, -n_query:], sin[:, -n_query:]))
             k = self.hook_rot_k(rotate(k, cos[:, -n_query:], sin[:, -n_query:]))
             if prefix is not None:
                 prefix = (rotate(prefix[0], cos[:, :-n_query], sin[:, :-n_query]), prefix[1])
         if prefix is not None:
             k, v = torch.cat([prefix[0], k], dim=1), torch.cat([prefix[1], v], dim=1)
-        group = q.shape[2] // k.shape[2]
-        if group > 1:  # query head h reads key/value head h // group (transformers' repeat_kv)
-            k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
-        scores = einops.einsum(
-            q, k, "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos"
-        ) / self.attn_scale
-        # query i sits at position n_key - n_query + i; True above that diagonal: a later key
-        mask = torch.ones(n_query, n_key, dtype=torch.bool, device=q.device).triu(n_key - n_query + 1)
-        if key_mask is not None:
-            own = torch.zeros_like(mask).diagonal_scatter(torch.ones(n_query, dtype=torch.bool, device=q.device),
-                                                          n_key - n_query)
-            mask = mask | (~key_mask[:, None, None, :] & ~own)
-        scores = self.hook_attn_scores(scores.masked_fill(mask, float("-inf")))
+        scores = self.hook_attn_scores(grouped_scores(q, k).div(self.attn_scale).masked_fill(layout.mask, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(
-            einops.einsum(
-                pattern, v, "batch head_index query_pos key_pos, batch key_pos head_index d_head -> batch query_pos head_index d_head"
-            )
-        )
+        z = self.hook_z(grouped_mix(pattern, v))
         flat = einops.rearrange(z, "batch pos head_index d_head -> (batch pos) (head_index d_head)")
         W_O = einops.rearrange(self.W_O, "head_index d_head d_model -> (head_index d_head) d_model")
         out = flat @ W_O if self.b_O is None else torch.addmm(self.b_O, flat, W_O)

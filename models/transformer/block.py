@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from transformer_lens.hook_points import HookPoint
 
-from models.transformer.attention import Attention, GroupedQueryAttention
+from models.transformer.attention import Attention, GroupedQueryAttention, Layout
 from models.transformer.config import TransformerConfig
 from models.transformer.gated_mlp import GatedMLP
 from models.transformer.layer_norm import LayerNorm
@@ -52,12 +52,14 @@ class TransformerBlock(nn.Module):
         prefix: Optional[tuple[Tensor, Tensor]] = None,
         positions: Optional[Tensor] = None,
         key_mask: Optional[Tensor] = None,
+        layout: Optional[Layout] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        """``prefix``, ``positions``, ``key_mask``: the attention's keys and values of earlier positions,
-        every key's position and the padding mask (see ``Attention.forward``)."""
+        """``prefix``, ``positions``, ``key_mask``, ``layout``: the attention's keys and values of earlier
+        positions, every key's position, the padding mask, and the mask and angles they give
+        (see ``Attention.forward``)."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_in = resid_pre if self.ln1 is None else self.ln1(resid_pre)
-        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, positions, key_mask))
+        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, positions, key_mask, layout))
         if not self.cfg.attn_only:
             resid = self.hook_resid_mid(resid)
             mlp_in = resid if self.ln2 is None else self.ln2(resid)

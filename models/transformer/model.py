@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from models.transformer.attention import attention_layout
 from models.transformer.block import TransformerBlock, make_norm
 from models.transformer.config import TransformerConfig
 from models.transformer.embed import Embed, PosEmbed
@@ -146,8 +147,11 @@ class Transformer(HookedRootModule):
         elif prefix_kv and residual.shape[1] + prefix_kv[0][0].shape[1] > self.cfg.n_ctx:
             raise ValueError(f"prefix of {prefix_kv[0][0].shape[1]} and input of {residual.shape[1]} positions "
                              f"exceed n_ctx={self.cfg.n_ctx}.")
+        n_query = residual.shape[1]
+        layout = attention_layout(self.cfg, n_query, n_prefix + n_query, positions, key_mask, residual.dtype,
+                                  residual.device) if len(blocks) else None
         for block, prefix in zip(blocks, prefix_kv):
-            residual = block(residual, prefix, positions, key_mask)
+            residual = block(residual, prefix, positions, key_mask, layout)
         if stop_at_layer is not None:
             return residual
         if self.ln_final is not None:
