@@ -26,6 +26,11 @@ run. Two shortcuts follow, each checked against the model's own forward before i
   positions only as keys and values, so it computes those by hand (:func:`block_kv`) and
   runs its attention output and MLP for the last position alone (about half of a patched
   sweep's block work sits in the last block).
+
+The same holds on the Llama family: rotary keys enter a prefix unrotated (the attention
+rotates them by their positions), grouped-query attention caches one key/value head per
+group, and the checks compare each vector to its own scale (:func:`reproduces`), since a
+30-layer model's rounding grows with it.
 """
 
 import inspect
@@ -97,8 +102,10 @@ def receiver_names(activation: str, layers: list[int], n_layers: int,
     """Hook name -> (activation, layer) of the receiver activations the shortcuts read."""
     names = {HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
     if prefix and layers:
-        names[HOOKS["resid_pre"].format(layer=n_layers - 1)] = ("resid_pre", n_layers - 1)  # trims_exactly's check
+        # every block's input and the last one's output: chains_exactly checks the blocks one by one
+        names[HOOKS["resid_post"].format(layer=n_layers - 1)] = ("resid_post", n_layers - 1)
         for layer in range(min(layers), n_layers):
+            names[HOOKS["resid_pre"].format(layer=layer)] = ("resid_pre", layer)
             names[f"blocks.{layer}.attn.hook_k"] = ("k", layer)
             names[f"blocks.{layer}.attn.hook_v"] = ("v", layer)
     if activation in POST_ATTENTION:
@@ -133,9 +140,15 @@ def resumes_exactly(model: Any, tokens: Tensor, resid: dict[int, Tensor], layers
 
 
 def prefix_kv(receiver: dict, start: int, n_layers: int, n_prefix: int, repeats: int) -> list[tuple[Tensor, Tensor]]:
-    """The receiver's keys and values of positions ``< n_prefix`` for blocks ``start`` onwards, repeated."""
-    return [(receiver[("k", layer)][:, :n_prefix].repeat(repeats, 1, 1, 1),
-             receiver[("v", layer)][:, :n_prefix].repeat(repeats, 1, 1, 1)) for layer in range(start, n_layers)]
+    """The receiver's keys and values of positions ``< n_prefix`` for blocks ``start`` onwards, repeated.
+
+    A batch of one is expanded, not copied (the attention only reads the prefix; on SmolLM2 the
+    copies were an eighth of a one-pair sweep)."""
+    def tiled(kv: Tensor) -> Tensor:
+        kv = kv[:, :n_prefix]
+        return kv.expand(repeats, *kv.shape[1:]) if kv.shape[0] == 1 else kv.repeat(repeats, 1, 1, 1)
+
+    return [(tiled(receiver[("k", layer)]), tiled(receiver[("v", layer)])) for layer in range(start, n_layers)]
 
 
 def prefix_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: Tensor) -> bool:
@@ -159,20 +172,70 @@ def prefix_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: 
 
 def chains_exactly(model: Any, start: int, resid: Tensor, receiver: dict, full: Tensor) -> bool:
     """Whether running blocks ``start`` onwards one call each (``start_at_layer=b``,
-    ``stop_at_layer=b + 1``, the earlier positions' keys and values given), then
-    ``start_at_layer=n_layers`` for the unembedding, reproduces the full forward's logits
-    (checked once per model and block). :func:`staggered_forward` relies on it."""
+    ``stop_at_layer=b + 1``, with or without the earlier positions' keys and values), then
+    ``start_at_layer=n_layers`` for the unembedding, reproduces the model's own forward
+    (checked once per model and block). :func:`staggered_forward` relies on it.
+
+    Checked call by call: each block, run alone on the receiver's stream entering it (``resid``
+    for block ``start``), reproduces the stream entering the next (on every position, and on the
+    later half with the earlier half's keys and values), and the unembedding reproduces
+    ``full``; so each block is run once for all starts (a check per start from its block to the
+    end cost SmolLM2 30 times 15 blocks).
+    """
     checked = _CHECKED.setdefault(model, {})
     key = ("chain", start)
     if key not in checked:
-        n_prefix = resid.shape[1] // 2
+        n_layers = model.cfg.n_layers
+        streams = {b: _stream(receiver, b, n_layers) for b in range(start, n_layers + 1)}
+        streams[start] = resid
+        if any(stream is None for stream in streams.values()):  # not cached for this receiver
+            return False
+        checked[key] = all(_block_alone_exactly(model, b, streams[b], streams[b + 1], receiver)
+                           for b in range(start, n_layers)) and _unembeds_exactly(model, streams[n_layers], full)
+    return checked[key]
+
+
+def _stream(receiver: dict, block: int, n_layers: int) -> Optional[Tensor]:
+    """The receiver's residual stream entering ``block`` (``n_layers``: leaving the last block), if cached."""
+    pre = receiver.get(("resid_pre", block)) if block < n_layers else None
+    return pre if pre is not None else receiver.get(("resid_post", block - 1))
+
+
+def _block_alone_exactly(model: Any, block: int, x: Optional[Tensor], y: Optional[Tensor], receiver: dict) -> bool:
+    """Whether ``start_at_layer=block, stop_at_layer=block + 1`` maps the stream ``x`` entering the block
+    to ``y`` entering the next, on every position and on the later half given the earlier half's keys
+    and values (checked once per model and block)."""
+    checked = _CHECKED.setdefault(model, {})
+    key = ("block", block)
+    if x is None or y is None:  # not cached for this receiver: unknown, so not usable
+        return False
+    if key not in checked:
+        n_prefix = x.shape[1] // 2
         try:
             with torch.no_grad():
-                later = _run_blocks(model, resid[:, n_prefix:], start, receiver, n_prefix, 1)
-            checked[key] = reproduces(later, full[:, n_prefix:])
+                ok = reproduces(model(x, start_at_layer=block, stop_at_layer=block + 1), y)
+                if ok and n_prefix:
+                    later = model(x[:, n_prefix:], start_at_layer=block, stop_at_layer=block + 1,
+                                  prefix_kv=prefix_kv(receiver, block, block + 1, n_prefix, 1))
+                    ok = reproduces(later, y[:, n_prefix:])
+            checked[key] = ok
         except Exception:  # noqa: BLE001 - any failure means: one forward per group
             checked[key] = False
     return checked[key]
+
+
+def _unembeds_exactly(model: Any, x: Optional[Tensor], full: Tensor) -> bool:
+    """Whether ``start_at_layer=n_layers`` maps the stream leaving the last block to the logits ``full``."""
+    checked = _CHECKED.setdefault(model, {})
+    if x is None:
+        return False
+    if "unembed" not in checked:
+        try:
+            with torch.no_grad():
+                checked["unembed"] = reproduces(model(x, start_at_layer=model.cfg.n_layers), full)
+        except Exception:  # noqa: BLE001 - no unembedding on its own: one forward per group
+            checked["unembed"] = False
+    return checked["unembed"]
 
 
 def reads_last_position_only(metric: Any, out: Tensor, value: Tensor) -> bool:
