@@ -18,6 +18,7 @@ Example::
     report.save("reports")
 """
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ from analyses.facts import measures as fm
 from analyses.facts.edits import edit_sites, editing_section
 from analyses.facts.neurons import neuron_section
 from analyses.facts.plots import plot_group_effects, plot_patching, plot_trace_heatmaps
+from interp.claims import Check, Claim, any_group
 from interp.report import Report
 from interp.tracing import average_indirect_effect
 
@@ -132,11 +134,12 @@ def _tracing_section(report, model, corpus, config, base) -> dict:
             sel = sel[sel.layer == layer]
         return sel
 
-    mlp_last = mean_ie("mlp", "last subject token")
-    peak = mlp_last.loc[mlp_last["mean"].idxmax()]
+    subject_groups = [g for g in SUBJECT_GROUPS if g in set(groups.group)]
+    at_subject = {g: _subject_group_peak(groups, g) for g in subject_groups}
+    peak = at_subject["last subject token"]
     attn_last_token = mean_ie("attn", "last token")
     attn_peak = attn_last_token.loc[attn_last_token["mean"].idxmax()]
-    attn_subject = mean_ie("attn", "last subject token")["mean"].max()
+    attn_subject = at_subject["last subject token"]["attn_ie"]
     resid_last = mean_ie("resid", "last subject token")
     clean, corrupted = traces.groupby("fact")["clean"].first().mean(), traces.groupby("fact")["corrupted"].first().mean()
     section = report.section("Causal tracing: which states carry the fact", (
@@ -150,8 +153,12 @@ def _tracing_section(report, model, corpus, config, base) -> dict:
         f"templates \"{base.text}\" and \"{question.text}\"). "
         f"**What the numbers say.** The clean run gives the right answer probability {clean:.3f} on average and the "
         f"corrupted run {corrupted:.3f}. Restoring the MLP output at the **last subject token** helps most at layer "
-        f"**{int(peak.layer)}** (mean indirect effect {peak['mean']:.3f}, 95% CI {peak.ci_low:.3f} to "
-        f"{peak.ci_high:.3f}); the best attention restoration there gives {attn_subject:.3f}. At the **last token**, "
+        f"**{peak['layer']}** (mean indirect effect {peak['mlp_ie']:.3f}, 95% CI {peak['ci'][0]:.3f} to "
+        f"{peak['ci'][1]:.3f}); the best attention restoration there gives {attn_subject:.3f}. "
+        + "".join(f"At the **{g}** the MLP output helps most at layer {v['layer']} ({v['mlp_ie']:.3f}, 95% CI "
+                  f"{v['ci'][0]:.3f} to {v['ci'][1]:.3f}; attention there up to {v['attn_ie']:.3f}). "
+                  for g, v in at_subject.items() if g != "last subject token") +
+        f"At the **last token**, "
         f"restoring the attention output at layer {int(attn_peak.layer)} gives {attn_peak['mean']:.3f} and the "
         f"MLP output up to {mean_ie('mlp', 'last token')['mean'].max():.3f}. The hidden state at the last subject token "
         f"carries up to {resid_last['mean'].max():.3f} (layer {int(resid_last.loc[resid_last['mean'].idxmax()].layer)})."))
@@ -164,15 +171,30 @@ def _tracing_section(report, model, corpus, config, base) -> dict:
     section.table(by_group.sort_values(["kind", "mean"], ascending=[True, False]), "trace_by_group",
                   "Indirect effect averaged over layers, per component and token group.")
     section.table(groups, "trace_by_layer_group", "Indirect effect per component, layer and token group.", max_rows=20)
-    report.headline("trace_mlp_last_subject_peak_layer", int(peak.layer), "layer whose MLP output at the last subject token has the largest indirect effect")
-    report.headline("trace_mlp_last_subject_peak_ie", float(peak["mean"]), "its mean indirect effect")
+    report.headline("trace_mlp_last_subject_peak_layer", peak["layer"], "layer whose MLP output at the last subject token has the largest indirect effect")
+    report.headline("trace_mlp_last_subject_peak_ie", peak["mlp_ie"], "its mean indirect effect")
+    if "first subject token" in at_subject:
+        report.headline("trace_mlp_first_subject_peak_ie", at_subject["first subject token"]["mlp_ie"],
+                        "largest MLP indirect effect at the first subject token")
     report.headline("trace_attn_last_subject_max_ie", float(attn_subject), "largest attention indirect effect at the last subject token")
     report.headline("trace_attn_last_token_max_ie", float(attn_peak["mean"]), "largest attention indirect effect at the last token")
-    return {"mlp_peak_layer": int(peak.layer), "mlp_peak_ie": float(peak["mean"]), "mlp_peak_ci": (float(peak.ci_low), float(peak.ci_high)),
+    return {"subject_groups": at_subject, "mlp_peak_layer": peak["layer"], "mlp_peak_ie": peak["mlp_ie"],
             "attn_subject_ie": float(attn_subject), "attn_last_ie": float(attn_peak["mean"]),
             "attn_last_layer": int(attn_peak.layer), "gap": clean - corrupted,
             "mlp_last_token_ie": float(mean_ie("mlp", "last token")["mean"].max()),
             "mlp_last_token_layer": int(mean_ie("mlp", "last token").set_index("layer")["mean"].idxmax())}
+
+
+SUBJECT_GROUPS = ("first subject token", "middle subject tokens", "last subject token")
+
+
+def _subject_group_peak(groups: pd.DataFrame, group: str) -> dict:
+    """The layer whose MLP restoration at ``group`` helps most, its effect and CI, and attention's best there."""
+    mlp = groups[(groups.kind == "mlp") & (groups.group == group)]
+    attn = groups[(groups.kind == "attn") & (groups.group == group)]
+    best = mlp.loc[mlp["mean"].idxmax()]
+    return {"layer": int(best.layer), "mlp_ie": float(best["mean"]), "ci": (float(best.ci_low), float(best.ci_high)),
+            "attn_ie": float(attn["mean"].max()) if len(attn) else 0.0}
 
 
 def _template_labels(template) -> list[str]:
@@ -218,46 +240,76 @@ def _patching_section(report, model, corpus, config) -> None:
     report.headline("patching_best_mlp_recovered", float(best_mlp.recovered), "largest share recovered by one MLP output")
 
 
-def _verdict_section(report, recall, trace, neurons, edit) -> None:
-    # localised at the subject: the MLP effect there is significant (95% CI above 0), at least a
-    # quarter of what the noise destroys (clean - corrupted), and twice attention's there
-    mlp_dominates = (trace["mlp_peak_ci"][0] > 0 and trace["mlp_peak_ie"] >= 0.25 * trace["gap"]
-                     and trace["mlp_peak_ie"] > 2 * max(trace["attn_subject_ie"], 0.0))
+# The rules behind the verdict, stated once; the report prints them beside each verdict.
+LOCALISED_CI_LOW = 0.0  # the MLP effect's 95% CI lies above this
+LOCALISED_SHARE_OF_GAP = 0.25  # ... and it restores at least this share of what the noise destroys
+LOCALISED_OVER_ATTENTION = 2.0  # ... and it is this many times attention's best at the same tokens
+AND_OVER_TYPICAL = 2.0  # top neuron's AND score over max(|median neuron|, AND_FLOOR)
+AND_FLOOR = 0.05
+AND_PROMOTES = 0.5  # share of people whose top neuron's DLA ranks their attribute first
+BROKEN_STILL_RIGHT = 0.5  # ablation breaks a fact: at most this share of its prompts still right
+SELECTIVE_MARGIN_RATIO = 5.0  # ... and its margin drops this many times as much as other people's
+EDIT_EFFICACY, EDIT_SPECIFICITY = 0.9, 0.95
+
+
+def fact_claims(trace: dict, neurons: dict, edit: dict) -> list[Claim]:
+    """The four checks of the seed's picture, each decided by its stated rule from the measured numbers."""
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 else math.inf if a > 0 else math.nan
+
+    localised = any_group("Facts live in MLPs at the subject", "MLP localisation at a subject token group", {
+        group: (Check("MLP indirect effect 95% CI low", v["ci"][0], ">", LOCALISED_CI_LOW),
+                Check("MLP effect / noise cost", ratio(v["mlp_ie"], trace["gap"]), ">=", LOCALISED_SHARE_OF_GAP),
+                Check("MLP effect / attention's there", ratio(v["mlp_ie"], max(v["attn_ie"], 0.0)), ">",
+                      LOCALISED_OVER_ATTENTION))
+        for group, v in trace["subject_groups"].items()})
     sites = (neurons["subject"], neurons["last"])
-    gates = [s for s in sites if s["and_score"] > 2 * max(abs(s["typical"]), 0.05) and s["promotes"] >= 0.5]
-    selective_at = [s for s in sites if s["margin_ratio"] >= 5]
-    and_gates, selective = bool(gates), bool(selective_at)
-    editable = edit["efficacy"] >= 0.9 and edit["specificity"] >= 0.95
-    holds = sum([mlp_dominates, and_gates, selective, editable])
+    gates = any_group("Neurons act as AND gates on the two names", "AND gate", {
+        s["site"]: (Check("top neuron's AND score / max(|median neuron|, 0.05)",
+                          s["and_score"] / max(abs(s["typical"]), AND_FLOOR), ">", AND_OVER_TYPICAL),
+                    Check("share whose top neuron ranks their attribute first", s["promotes"], ">=", AND_PROMOTES,
+                          fmt=".0%"))
+        for s in sites})
+    carries = any_group("Ablating those neurons breaks that fact, and mostly that fact", "ablation breaks the fact", {
+        s["site"]: (Check("share of the fact's prompts still right after ablation", s["still_right"], "<=",
+                          BROKEN_STILL_RIGHT, fmt=".0%"),
+                    Check("margin-drop ratio (this fact / other people's)", s["margin_drop_ratio"], ">=",
+                          SELECTIVE_MARGIN_RATIO, fmt=".3g"))
+        for s in sites})
+    editable = Claim("A rank-one MLP edit rewrites the fact", "ROME edit works", (
+        Check(f"efficacy at the {edit['site']}", edit["efficacy"], ">=", EDIT_EFFICACY, fmt=".1%"),
+        Check(f"specificity at the {edit['site']}", edit["specificity"], ">=", EDIT_SPECIFICITY, fmt=".1%")))
+    return [localised, gates, carries, editable]
+
+
+def _verdict_section(report, recall, trace, neurons, edit) -> None:
+    claims = fact_claims(trace, neurons, edit)
+    holds = sum(c.holds for c in claims)
     verdict = {4: "holds", 3: "mostly holds", 2: "partly holds"}.get(holds, "does not hold")
-
-    def where(passing: list[dict]) -> str:
-        return f"yes, at the {' and the '.join(s['site'] for s in passing)}" if passing else "no"
-
+    sites = (neurons["subject"], neurons["last"])
+    groups = trace["subject_groups"]
+    trace_text = ("; ".join(f"at the {g} the best MLP restoration (layer {v['layer']}) gives {v['mlp_ie']:.3f} "
+                            f"(95% CI {v['ci'][0]:.3f} to {v['ci'][1]:.3f}) against {v['attn_ie']:.3f} for attention"
+                            for g, v in groups.items())
+                  + f". The noise costs {trace['gap']:.3f}; at the last token attention restores "
+                    f"{trace['attn_last_ie']:.3f} (layer {trace['attn_last_layer']}) and the MLP output "
+                    f"{trace['mlp_last_token_ie']:.3f} (layer {trace['mlp_last_token_layer']}).")
     gate_text = "; ".join(f"at the {s['site']} each person's top neuron scores {s['and_score']:.2f} (median neuron "
                           f"{s['typical']:.2f}) and for {s['promotes']:.0%} of people its output direction ranks "
-                          f"their attribute first" for s in sites)
-    ablation_text = "; ".join(f"at the {s['site']} ablating them lowers the fact's logit margin "
-                              f"{s['margin_ratio']:.1f} times as much as other people's ({s['margin_this']:.3f} "
-                              f"against {s['margin_other']:.3f}) and the fact stays right in {s['still_right']:.0%} "
-                              f"of its prompts" for s in sites)
-    lines = [
-        f"- **Facts live in MLPs at the subject** — {'yes' if mlp_dominates else 'no'}: restoring the layer-"
-        f"{trace['mlp_peak_layer']} MLP output at the last subject token gives an indirect effect of "
-        f"{trace['mlp_peak_ie']:.3f} (95% CI {trace['mlp_peak_ci'][0]:.3f} to {trace['mlp_peak_ci'][1]:.3f}; the "
-        f"noise costs {trace['gap']:.3f}) against {trace['attn_subject_ie']:.3f} for attention there, while restoring attention at the last token "
-        f"gives {trace['attn_last_ie']:.3f} (layer {trace['attn_last_layer']}) and restoring the MLP output at "
-        f"the last token {trace['mlp_last_token_ie']:.3f} (layer {trace['mlp_last_token_layer']}).",
-        f"- **Neurons act as AND gates on the two names** — {where(gates)}: {gate_text}.",
-        f"- **Those neurons carry that fact, selectively** — {where(selective_at)}: {ablation_text}.",
-        f"- **A rank-one MLP edit rewrites the fact** — {'yes' if editable else 'no'}: at the {edit['site']} "
-        f"(layer {edit['layer']}) efficacy {edit['efficacy']:.0%}, paraphrases {edit['paraphrase']:.0%}, specificity "
-        f"{edit['specificity']:.0%} over {edit['n']} edits; at the {edit['other']['site']} (layer "
-        f"{edit['other']['layer']}) efficacy {edit['other']['efficacy']:.0%}, specificity "
-        f"{edit['other']['specificity']:.0%}.",
-    ]
-    report.section("Verdict", (
+                          f"their attribute first" for s in sites) + "."
+    ablation_text = "; ".join(f"at the {s['site']} the fact's logit margin ({s['margin_before']:.2f} before) drops "
+                              f"{s['margin_this']:.3f} against {s['margin_other']:.3f} for other people's facts, its "
+                              f"probability by {s['drop_this']:.4f}, and the fact stays right in "
+                              f"{s['still_right']:.0%} of its prompts" for s in sites) + "."
+    edit_text = (f"At the {edit['site']} (layer {edit['layer']}): paraphrases {edit['paraphrase']:.1%} over "
+                 f"{edit['n']} edits; at the {edit['other']['site']} (layer {edit['other']['layer']}) efficacy "
+                 f"{edit['other']['efficacy']:.1%}, specificity {edit['other']['specificity']:.1%}.")
+    lines = [claim.markdown(text) for claim, text in zip(claims, (trace_text, gate_text, ablation_text, edit_text))]
+    section = report.section("Verdict", (
         f"On this model (recall {recall['train']:.0%} on training templates, {recall['held_out']:.0%} held out), "
-        f"the seed's picture **{verdict}** ({holds} of 4 checks):\n\n" + "\n".join(lines)))
-    report.headline("verdict_checks_passed", holds, "of 4: MLP localisation at the subject, AND gates and "
-                    "selective ablation (at either site), editing")
+        f"the seed's picture **{verdict}** ({holds} of 4 checks). Each verdict is decided by the rule printed beside "
+        f"it, from the numbers it names:\n\n" + "\n".join(lines)))
+    section.table(pd.DataFrame([c.row() for c in claims]), "verdict_rules",
+                  "Each claim, its verdict, the rule and the numbers it used.")
+    report.headline("verdict_checks_passed", holds, "of 4: MLP localisation at a subject token, AND gates and "
+                    "ablation that breaks the fact (at either site), editing")

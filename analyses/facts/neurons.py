@@ -147,7 +147,7 @@ def neurons_at(model, template: Template | None, relation: str, top_k: int) -> d
     table = and_gate_table(model, scores, grid, relation, top_k)
     ablation = ablate_and_neurons(model, table, grid, relation, top_k)
     top1 = table[table["rank"] == 1]
-    by_group = ablation.groupby("group")[["drop", "margin_drop", "still_right"]].mean()
+    by_group = ablation.groupby("group")[["drop", "margin_before", "margin_drop", "still_right"]].mean()
     mine, others = by_group.loc["this fact"], by_group.loc["other people, same relation"]
     summary = {
         "site": site, "and_score": float(top1.and_score.mean()),
@@ -155,9 +155,10 @@ def neurons_at(model, template: Template | None, relation: str, top_k: int) -> d
         "promotes": float((top1.dla_rank_of_answer == 1).mean()),
         "top_layer": int(top1.layer.mode().iloc[0]),
         "drop_this": float(mine["drop"]), "drop_other": float(others["drop"]),
-        "ratio": float(mine["drop"] / max(others["drop"], 1e-9)),
+        "prob_drop_ratio": float(mine["drop"] / max(others["drop"], 1e-9)),
+        "margin_before": float(mine.margin_before),
         "margin_this": float(mine.margin_drop), "margin_other": float(others.margin_drop),
-        "margin_ratio": float(mine.margin_drop / max(others.margin_drop, 1e-9)),
+        "margin_drop_ratio": float(mine.margin_drop / max(others.margin_drop, 1e-9)),
         "still_right": float(mine.still_right),
     }
     return {"site": site, "grid": grid, "table": table.assign(site=site), "ablation": ablation.assign(site=site),
@@ -176,9 +177,10 @@ def neuron_section(report, model, config, template: Template) -> dict:
                 f"median neuron {s['typical']:.2f}; most top neurons sit in layer {s['top_layer']}), and for "
                 f"{s['promotes']:.0%} of people its output direction ranks their {config.relation} first. Ablating a "
                 f"person's top {config.top_k} lowers that fact's logit margin by {s['margin_this']:.3f} against "
-                f"{s['margin_other']:.3f} for other people's {config.relation} facts (**{s['margin_ratio']:.1f} times** "
-                f"as much; probability drops {s['drop_this']:.4f} against {s['drop_other']:.4f}), and the fact stays "
-                f"right in {s['still_right']:.0%} of its prompts.")
+                f"{s['margin_other']:.3f} for other people's {config.relation} facts (margin-drop ratio "
+                f"**{s['margin_drop_ratio']:.1f}**; the fact's margin before ablation is {s['margin_before']:.2f}; "
+                f"probability drops {s['drop_this']:.4f} against {s['drop_other']:.4f}, probability-drop ratio "
+                f"{s['prob_drop_ratio']:.1f}), and the fact stays right in {s['still_right']:.0%} of its prompts.")
 
     section = report.section("AND-gate neurons", (
         f"**Question.** Is there, for each person, an MLP neuron that fires for the pair (first, last) but not "
@@ -203,7 +205,10 @@ def neuron_section(report, model, config, template: Template) -> dict:
                    f"mean-ablated, per site (95% confidence intervals over people).")
     section.table(pd.DataFrame([r["summary"] for r in results]), "and_gates_by_site",
                   "Per site: mean top-neuron AND score, median neuron, share whose top neuron promotes the answer, "
-                  "ablation drops (probability and logit margin) and their ratios.")
+                  "ablation drops of this fact and of other people's (probability: drop_this, drop_other; logit "
+                  "margin: margin_this, margin_other), prob_drop_ratio = drop_this / drop_other, margin_drop_ratio = "
+                  "margin_this / margin_other, the fact's margin before ablation and the share of its prompts "
+                  "still right after it.")
     shown = top1.sort_values(["site", "and_score"], ascending=[True, False])
     columns = ["person", "layer", "neuron", "and_score", "act_both", "act_first_only", "act_last_only", "answer",
                "dla_answer", "dla_other_mean", "dla_rank_of_answer"]
@@ -222,10 +227,12 @@ def neuron_section(report, model, config, template: Template) -> dict:
         report.headline(f"and_top_neuron_score{tag}", s["and_score"], f"mean AND score of each person's top neuron at the {s['site']}")
         report.headline(f"and_top_neuron_promotes_answer{tag}", s["promotes"],
                         f"share of people whose top AND neuron at the {s['site']} ranks their attribute first by DLA")
-        report.headline(f"ablation_margin_selectivity{tag}", s["margin_ratio"],
+        report.headline(f"ablation_margin_selectivity{tag}", s["margin_drop_ratio"],
                         f"logit-margin drop of the ablated fact over other people's, at the {s['site']}")
     report.headline("ablation_drop_this_fact", subject["drop_this"], "probability drop of the ablated person's fact (last subject token)")
     report.headline("ablation_drop_other_people", subject["drop_other"], "probability drop of other people's facts (last subject token)")
+    report.headline("ablation_still_right_last_token", last["still_right"],
+                    "share of the ablated fact's prompts still answered right (top AND neurons at the last token)")
     return {"subject": subject, "last": last}
 
 
