@@ -16,12 +16,18 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from interp.claims import Check, Claim
 from interp.report import Report
 from interp.sae import max_cosine_similarity, train_sae
 from interp.superposition import dimensions_per_feature, superposition_table
 from models.toy import evaluate_loss, sample_hidden, train_toy
 
 STICKY = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "3/8": 0.375}
+# A feature is filed under a sticky fraction only if its D_i is this close to it: half the smallest gap
+# between two fractions (2/5 - 3/8 = 0.025), so no feature could belong to two; the rest are "none".
+STICKY_TOLERANCE = 0.0125
+# "D* plateaus at 1/2" needs this many consecutive sparsities with D* within PLATEAU_TOLERANCE of 1/2.
+PLATEAU_POINTS, PLATEAU_TOLERANCE = 3, 0.05
 REPRESENTED = 0.5  # a feature with ||W_i|| above this is "represented" (the paper's bars reach ~1)
 
 
@@ -138,6 +144,25 @@ def sticky_plateau(dims: pd.DataFrame, target: float = 0.5, tolerance: float = 0
         return {"length": 0, "from": float("nan"), "to": float("nan"), "mean_dstar": float("nan")}
     return {"length": length, "from": float(per.index[a]), "to": float(per.index[b]),
             "mean_dstar": float(per.iloc[a:b + 1].mean())}
+
+
+def sticky_counts(dims: pd.DataFrame, tolerance: float = STICKY_TOLERANCE) -> pd.DataFrame:
+    """Represented features per sticky fraction their D_i lies within ``tolerance`` of, or "none"."""
+    def fraction(value: float) -> str:
+        nearest = min(STICKY, key=lambda k: abs(STICKY[k] - value))
+        return nearest if abs(STICKY[nearest] - value) <= tolerance else "none"
+
+    shown = dims[dims["norm"] > REPRESENTED].assign(fraction=lambda f: f["dimensionality"].map(fraction))
+    table = shown.groupby("fraction")["dimensionality"].agg(features="size", median_D_i="median").reset_index()
+    order = {name: i for i, name in enumerate([*STICKY, "none"])}
+    return table.sort_values("fraction", key=lambda c: c.map(order)).reset_index(drop=True)
+
+
+def plateau_claim(plateau: dict) -> Claim:
+    """ "D* plateaus at 1/2": at least PLATEAU_POINTS consecutive sparsities within PLATEAU_TOLERANCE of 1/2."""
+    return Claim("D* plateaus at 1/2 (antipodal pairs)", "plateau", (
+        Check(f"consecutive sparsities with D* within {PLATEAU_TOLERANCE:g} of 1/2", plateau["length"], ">=",
+              PLATEAU_POINTS, fmt="d"),))
 
 
 def phase_diagram(config: Config) -> pd.DataFrame:
@@ -306,19 +331,24 @@ def run(config: Config) -> Report:
     section.figure(plot_dimensionality(dims), "dimensionality", "D_i (dots, represented features) and D* (line).")
     text = (f"D* falls from {per.iloc[0]:.3f} at 1/(1-S) = 1 to {per.iloc[-1]:.3f} at 1/(1-S) = {per.index[-1]:.0f}. ")
     if plateau["length"] > 0:
-        text += (f"It sits within 0.05 of 1/2 for {plateau['length']} consecutive sparsities, from 1/(1-S) = "
-                 f"{plateau['from']:.3g} to {plateau['to']:.3g} (mean D* = {plateau['mean_dstar']:.3f}): "
-                 "the antipodal-pair plateau the paper describes.")
+        text += (f"It sits within {PLATEAU_TOLERANCE:g} of 1/2 for {plateau['length']} consecutive sparsities, from "
+                 f"1/(1-S) = {plateau['from']:.3g} to {plateau['to']:.3g} (mean D* = {plateau['mean_dstar']:.3f}). ")
     else:
-        text += "It never stays within 0.05 of 1/2 in this sweep."
-    section.text(text)
-    counts = (dims[dims["norm"] > REPRESENTED].assign(
-        nearest=lambda f: f["dimensionality"].apply(lambda v: min(STICKY, key=lambda k: abs(STICKY[k] - v))))
-        .groupby("nearest").size().rename("features").reset_index())
-    section.table(counts, "sticky_counts", "Represented features grouped by the nearest sticky fraction.")
+        text += f"It never comes within {PLATEAU_TOLERANCE:g} of 1/2 in this sweep. "
+    claim = plateau_claim(plateau)
+    text += ("This is the antipodal-pair plateau the paper describes." if claim.holds else
+             "That is not the plateau the paper describes: this sweep has too few points near 1/2 to show one.")
+    section.text(text + "\n\n" + claim.markdown())
+    counts = sticky_counts(dims)
+    filed = int(counts.loc[counts.fraction != "none", "features"].sum())
+    section.table(counts, "sticky_counts",
+                  f"Represented features per sticky fraction their D_i lies within {STICKY_TOLERANCE:g} of (half "
+                  f"the gap between 2/5 and 3/8); \"none\": no fraction that close. {filed} of "
+                  f"{int(counts.features.sum())} features are filed under a fraction.")
     section.table(dims, "dimensionality", "Every feature of every instance.", max_rows=20)
     report.headline("dstar_plateau_mean", plateau["mean_dstar"], "mean D* over the longest run of sparsities "
-                    "with D* within 0.05 of 1/2")
+                    f"with D* within {PLATEAU_TOLERANCE:g} of 1/2")
+    report.headline("dstar_plateau_points", plateau["length"], f"length of that run (a plateau needs {PLATEAU_POINTS})")
 
     phase = phase_diagram(config)
     section = report.section("Phase diagram", (

@@ -198,6 +198,9 @@ def save_model(model: nn.Module, directory: str | os.PathLike, config: Any = Non
     return directory
 
 
+MAX_PROBLEMS_SHOWN = 4
+
+
 def load_weights(
     model: nn.Module, path: str | os.PathLike, *, expected_config: Any = None
 ) -> nn.Module:
@@ -229,9 +232,11 @@ def load_weights(
         if k in saved and saved[k].shape != own[k].shape
     ]
     if problems:
+        shown = problems[:MAX_PROBLEMS_SHOWN]  # a wrong width touches every layer: name a few, count the rest
+        more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         raise ValueError(
-            f"checkpoint {file} does not fit {type(model).__name__}:\n  "
-            + "\n  ".join(problems)
+            f"checkpoint {file} does not fit {type(model).__name__} ({len(problems)} tensor(s) differ):\n  "
+            + "\n  ".join(shown) + more
             + "\nIs the model built with the same config as the checkpoint?"
         )
     model.load_state_dict(saved)

@@ -149,14 +149,33 @@ def facts(quick: bool, seed: int):
     )
 
 
+def unknown_words(model: Transformer, text: str) -> list[str]:
+    """The words of ``text`` the subject's tokenizer would read as ``<unk>``, in order, once each."""
+    tokenizer = model.tokenizer
+    words = [w for w in tokenizer.split(text) if w not in tokenizer.index]
+    return list(dict.fromkeys(words))
+
+
 def complete(model: Transformer, prompt: str, max_new_tokens: int = 8, temperature: float = 0.0,
              seed: int | None = 0) -> str:
     """Complete ``prompt`` word by word (predict, sample, append) until a full stop.
 
-    >>> complete(model, "question : which sport does michael jordan play ? answer :")  # doctest: +SKIP
-    'basketball .'
+    The people are procedural (no "michael jordan"); ask about one the corpus has:
+
+    >>> person = corpus_of(model).people[0]                                     # doctest: +SKIP
+    >>> complete(model, f"question : which sport does {person.name} play ? answer :")  # doctest: +SKIP
+    'hockey .'
+
+    A prompt with words the subject's vocabulary lacks raises ``ValueError`` naming them
+    (they would all read as ``<unk>``, so any answer would be about nobody).
     """
     from models.transformer import generate
+
+    unknown = unknown_words(model, prompt)
+    if unknown:
+        people = corpus_of(model).people
+        raise ValueError(f"this subject does not know {', '.join(map(repr, unknown))}; it knows "
+                         f"{len(people)} made-up people, e.g. {', '.join(p.name for p in people[:5])}")
 
     tokens = model.to_tokens(prompt)
     n_prompt = tokens.shape[1]

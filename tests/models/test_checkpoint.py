@@ -113,3 +113,13 @@ def test_optimizer_and_rng_state_round_trip(tmp_path):
     x = torch.rand(3)
     ckpt.set_rng_state(saved)
     assert torch.equal(torch.rand(3), x)
+
+
+def test_a_mismatch_in_many_tensors_is_a_short_message(tmp_path):
+    wide = nn.Sequential(*[nn.Linear(4, 4) for _ in range(30)])
+    ckpt.save_model(wide, tmp_path, {"width": 4})
+    with pytest.raises(ValueError) as error:
+        ckpt.load_weights(nn.Sequential(*[nn.Linear(8, 8) for _ in range(30)]), tmp_path)
+    message = str(error.value)
+    assert len(message.splitlines()) <= ckpt.MAX_PROBLEMS_SHOWN + 3, f"a 60-tensor mismatch printed:\n{message}"
+    assert "60 tensor(s) differ" in message and "... and 56 more" in message, message
