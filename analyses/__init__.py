@@ -7,10 +7,16 @@ Every analysis module ``analyses.<name>`` defines
 - ``run(config: Config) -> interp.report.Report``;
 - a module docstring whose first line states the question it answers.
 
-Add a new analysis by writing the module and listing it in ``ANALYSES`` below.
+Add a new analysis by writing the module and listing it in ``ANALYSES`` below (one line).
+
+``question(name)`` reads the docstring from the module's source without importing it, so
+``interp list`` answers without loading torch or any model code.
 """
 
+import ast
 import importlib
+import importlib.util
+from pathlib import Path
 from types import ModuleType
 
 # name -> module; the order is the order of ``interp run all`` and of the index page.
@@ -40,6 +46,11 @@ def get(name: str) -> ModuleType:
 
 
 def question(name: str) -> str:
-    """First line of the analysis module's docstring."""
-    doc = get(name).__doc__ or ""
+    """First line of the analysis module's docstring, read from its source (the module is not imported)."""
+    if name not in ANALYSES:
+        get(name)  # raises the helpful KeyError
+    spec = importlib.util.find_spec(ANALYSES[name])
+    if spec is None or spec.origin is None:
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""

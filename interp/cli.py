@@ -2,20 +2,30 @@
 
     interp list [--json]
     interp run NAME... | all [--quick] [--seed N] [--out DIR] [--set key=value] [--json]
-    interp params PRESET [--json]
+    interp params PRESET [--weights-only] [--json]
     interp chat [facts | smollm2] [--temperature T] [--top-p P] [--max-new-tokens N] [--seed N]
+    interp zoo list | clear NAME|--all | retrain NAME [--quick] [--seed N]
+
+The light commands (``list``, ``params``, ``--help``) import neither torch nor any analysis
+module, so they answer at once; ``run`` and ``chat`` import what they need when called.
 """
 
 import dataclasses
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+import analyses  # light: a name table and the standard library
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mechanistic interpretability toolkit.")
+zoo_app = typer.Typer(no_args_is_help=True, help="The cache of trained subjects ($INTERP_CACHE, default "
+                                                 "~/.cache/interp/zoo): list, clear or retrain them.")
+app.add_typer(zoo_app, name="zoo")
 
 DEFAULT_OUT = Path("reports")
 
@@ -28,8 +38,6 @@ def _fail(message: str) -> None:
 @app.command("list")
 def list_analyses(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the analyses and the question each answers."""
-    import analyses
-
     rows = {name: analyses.question(name) for name in analyses.ANALYSES}
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -41,7 +49,6 @@ def list_analyses(as_json: bool = typer.Option(False, "--json", help="Machine-re
 
 def build_config(name: str, quick: bool, seed: Optional[int], assignments: list[str]):
     """The config ``interp run`` would use for analysis ``name``."""
-    import analyses
     from interp.config import apply_overrides
 
     module = analyses.get(name)
@@ -51,31 +58,56 @@ def build_config(name: str, quick: bool, seed: Optional[int], assignments: list[
     return apply_overrides(config, assignments)
 
 
-def run_analysis(name: str, config, out: Path):
-    """Run one analysis and save its report; returns the report folder."""
+def run_analysis(name: str, config, out: Path, preset: str | None = None):
+    """Run one analysis and save its report; returns the report and its folder.
+
+    The report's elapsed time is the whole run, zoo training included (the zoo may train
+    the analysis's subject on first use, before the analysis builds its report); the
+    training it did is listed in ``results.json`` and in the report's timing line.
+    """
     import torch
 
-    import analyses
+    from models import zoo
 
-    threads = torch.get_num_threads()
+    threads, trained_before, started = torch.get_num_threads(), len(zoo.TRAINED), time.perf_counter()
     try:
         report = analyses.get(name).run(config)
     finally:  # an analysis that pins torch's threads must not slow the ones after it
         torch.set_num_threads(threads)
+    report.elapsed_seconds = round(time.perf_counter() - started, 2)
+    report.subject_training = zoo.TRAINED[trained_before:]
+    report.preset = preset
     return report, report.save(out)
+
+
+def _previous_seconds(out: Path, name: str, preset: str) -> float | None:
+    """How long ``name`` took the last time it ran with ``preset`` into ``out`` (for the estimate)."""
+    try:
+        results = json.loads((out / name / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if results.get("preset") not in (preset, None) or results.get("elapsed_seconds") is None:
+        return None
+    return float(results["elapsed_seconds"]) - float(results.get("subject_training_seconds") or 0)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 @app.command("run")
 def run(
-    names: list[str] = typer.Argument(..., help="Analyses to run, or 'all'."),
+    names: list[str] = typer.Argument(..., help=f"Analyses to run, or 'all': {', '.join(analyses.ANALYSES)}.",
+                                      metavar="NAME... | all"),
     quick: bool = typer.Option(False, "--quick", help="Small preset (minutes, used in CI)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override every analysis's seed."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder that receives the reports."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder that receives the reports (the default, reports/, "
+                                                        "holds the committed ones: a run rewrites them)."),
     assignments: list[str] = typer.Option([], "--set", help="key=value override of a config field."),
     as_json: bool = typer.Option(False, "--json", help="Print each report's results.json."),
 ) -> None:
-    """Run analyses and write their reports (and, for 'all', an index page)."""
-    import analyses
+    """Run analyses and write their reports, the index page (OUT/index.html) and a run log (OUT/run.log)."""
+    from interp.progress import note, run_log
     from interp.report import write_index
 
     selected = list(analyses.ANALYSES) if names == ["all"] else names
@@ -85,45 +117,100 @@ def run(
         _fail(str(error.args[0] if error.args else error))
     if names == ["all"] and assignments:
         _fail("--set applies to named analyses only; run them one by one to override fields")
-    results, failed = {}, []
-    for name, config in configs.items():
-        typer.secho(f"[interp] running {name}{' (quick)' if quick else ''} ...", err=True, fg=typer.colors.CYAN)
-        try:
-            report, folder = run_analysis(name, config, out)
-        except Exception:  # one broken analysis must not cost the others' reports
-            typer.secho(f"[interp] {name} FAILED:\n{traceback.format_exc()}", err=True, fg=typer.colors.RED)
-            failed.append(name)
-            continue
-        results[name] = report.results()
-        typer.secho(f"[interp] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s)", err=True)
-    if names == ["all"] or len(selected) > 1:
-        index = write_index(out, order=list(analyses.ANALYSES))
-        typer.secho(f"[interp] index: {index}", err=True)
+    preset = "quick" if quick else "full"
+    results, failed, started = {}, [], time.perf_counter()
+    with run_log(out / "run.log") as log:
+        note(f"run {' '.join(selected)} ({preset} preset{'' if seed is None else f', seed {seed}'}) into {out}; "
+             f"log: {log}")
+        for k, (name, config) in enumerate(configs.items(), 1):
+            rest = [_previous_seconds(out, n, preset) for n in list(configs)[k - 1:]]
+            known = [r for r in rest if r is not None]
+            estimate = (f"; about {_duration(sum(known))} left by the last run's times"
+                        + (f" ({len(rest) - len(known)} without one)" if len(known) < len(rest) else "")
+                        if known else "")
+            note(f"[{k}/{len(configs)}] {name} ...{estimate}")
+            try:
+                report, folder = run_analysis(name, config, out, preset)
+            except Exception:  # one broken analysis must not cost the others' reports
+                note(f"[{k}/{len(configs)}] {name} FAILED:\n{traceback.format_exc()}")
+                failed.append(name)
+                continue
+            results[name] = report.results()
+            trained = report.results()["subject_training_seconds"]
+            note(f"[{k}/{len(configs)}] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s"
+                 f"{f', of which {trained:.0f} s training its subject' if trained else ''})")
+        index = write_index(out, order=list(analyses.ANALYSES))  # after every run, so it is never stale
+        note(f"index: {index} (total {_duration(time.perf_counter() - started)})")
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     if failed:
-        _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)}")
+        _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)} (tracebacks in {out / 'run.log'})")
+
+
+def _light_transformer_modules():
+    """``models.transformer.config`` and ``.params`` without the package's ``__init__``.
+
+    The package imports the model (torch, about 2 s); counting parameters needs only these
+    two pure-Python modules. They are loaded from their files under their own names, so
+    a later real import of the package reuses them.
+    """
+    import importlib.util
+
+    if "models.transformer" in sys.modules:
+        from models.transformer import params as params_module
+
+        return params_module
+    import models
+
+    folder = Path(models.__file__).parent / "transformer"
+    for name in ("config", "params"):
+        full = f"models.transformer.{name}"
+        if full not in sys.modules:
+            spec = importlib.util.spec_from_file_location(full, folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[full] = module
+            spec.loader.exec_module(module)
+    return sys.modules["models.transformer.params"]
+
+
+WHAT_IS_COUNTED = {
+    False: "every parameter (weights, biases, LayerNorms, position embedding)",
+    True: "weight matrices only (3Blue1Brown's GPT-3 table)",
+}
 
 
 @app.command("params")
 def params(
-    preset: str = typer.Argument(..., help="gpt3, gpt2-small, gpt2-medium, gpt2-large or gpt2-xl."),
+    preset: str = typer.Argument(..., help="gpt3, gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, smollm2-135m or "
+                                           "llama-2-7b."),
     weights_only: bool = typer.Option(
         False, "--weights-only", help="Weight matrices only, as in 3Blue1Brown's GPT-3 table (no biases, LNs, positions)."
     ),
     as_json: bool = typer.Option(False, "--json", help="One key per component plus total."),
 ) -> None:
-    """Count a preset's parameters per component, analytically (nothing is allocated)."""
-    from analyses.params import preset_table
+    """Count a preset's parameters per component, analytically (nothing is allocated).
 
-    try:
-        table = preset_table(preset, weights_only=weights_only)
-    except KeyError as error:
-        _fail(str(error.args[0]))
+    The default counts every parameter (GPT-3: 175,221,867,601); --weights-only counts the
+    weight matrices, as 3Blue1Brown's table does (GPT-3: 175,181,291,520).
+    """
+    module = _light_transformer_modules()
+    if preset not in module.PRESETS:
+        _fail(f"unknown preset {preset!r}; choose one of {', '.join(module.PRESETS)}")
+    options = dict(biases=False, layer_norms=False, pos_embed=False)
+    counts = module.count_parameters(module.PRESETS[preset], **(options if weights_only else {}))
     if as_json:
-        typer.echo(json.dumps(dict(zip(table["component"], table["parameters"])), indent=2))
+        typer.echo(json.dumps(counts, indent=2))
         return
-    typer.echo(table.to_string(index=False, formatters={"parameters": "{:,}".format, "share": "{:.2%}".format}))
+    totals = {False: counts["total"] if not weights_only else None, True: counts["total"] if weights_only else None}
+    totals[not weights_only] = module.count_parameters(module.PRESETS[preset], **({} if weights_only else options))["total"]
+    width = max(len(f"{v:,}") for v in counts.values())
+    typer.echo(f"{'component':<10} {'parameters':>{width}}    share")
+    for component, value in counts.items():
+        typer.echo(f"{component:<10} {value:>{width},} {value / counts['total']:>8.2%}")
+    typer.echo("")
+    for only in (False, True):
+        marker = "  <- this table" if only == weights_only else f"  ({'--weights-only' if only else 'the default'})"
+        typer.echo(f"{WHAT_IS_COUNTED[only]}: {totals[only]:,}{marker}")
 
 
 @app.command("chat")
@@ -183,6 +270,56 @@ def chat(
                 typer.echo(f"{line} {complete(model, line, budget, temperature=temperature, seed=seed)}")
         except ValueError as error:
             typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+
+
+@zoo_app.command("list")
+def zoo_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """The cached subjects: name, variant, seed, size and how long each took to train."""
+    from models import zoo
+
+    rows = zoo.cached()
+    if as_json:
+        typer.echo(json.dumps({"cache": str(zoo.cache_dir()), "subjects": rows}, indent=2))
+        return
+    typer.echo(f"cache: {zoo.cache_dir()} (set INTERP_CACHE to move it)")
+    if not rows:
+        typer.echo(f"nothing cached yet; known subjects: {', '.join(zoo.list_subjects())}")
+    for row in rows:
+        trained = "" if row["train_seconds"] is None else f", trained in {row['train_seconds']:.0f} s"
+        typer.echo(f"{row['name']:<10} {row['variant']:<6} seed {row['seed']}  {row['megabytes']:>8.1f} MB"
+                   f"{trained}  {row['folder']}")
+
+
+@zoo_app.command("clear")
+def zoo_clear(
+    name: Optional[str] = typer.Argument(None, help="Subject whose cached copies to delete."),
+    everything: bool = typer.Option(False, "--all", help="Delete every cached subject."),
+) -> None:
+    """Delete cached subjects; the next use trains (or converts) them again."""
+    from models import zoo
+
+    if (name is None) == (not everything):
+        _fail("name one subject to clear, or pass --all (not both)")
+    if name is not None and name not in zoo.list_subjects():
+        _fail(f"no zoo subject named {name!r}; known: {', '.join(zoo.list_subjects())}")
+    removed = zoo.clear(name)
+    typer.echo("\n".join(f"removed {folder}" for folder in removed) or "nothing to remove")
+
+
+@zoo_app.command("retrain")
+def zoo_retrain(
+    name: str = typer.Argument(..., help="Subject to train afresh (replaces its cached copy)."),
+    quick: bool = typer.Option(False, "--quick", help="The subject's small variant."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a subject afresh and replace its cached copy."""
+    from models import zoo
+
+    try:
+        zoo.load(name, quick=quick, seed=seed, retrain=True)
+    except (KeyError, ValueError, ImportError, FileNotFoundError) as error:
+        _fail(str(error.args[0] if error.args else error))
+    typer.echo(f"retrained {name!r}: {zoo.subject_dir(name, quick=quick, seed=seed)}")
 
 
 def main() -> None:  # console-script entry point

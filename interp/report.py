@@ -145,6 +145,11 @@ class Report:
         self.headlines: dict[str, dict[str, Any]] = {}
         self.started = time.perf_counter()
         self.elapsed_seconds: float | None = None
+        self.preset: str | None = None  # "quick" or "full"; set by whoever chose the config (``interp run``)
+        # zoo subjects trained during this report's run: {"name", "quick", "seed", "seconds"};
+        # their seconds are part of elapsed_seconds (``interp run`` times the whole run)
+        self.subject_training: list[dict[str, Any]] = []
+        self.date: str | None = None  # UTC date the report was saved
 
     def section(self, title: str, text: str = "") -> Section:
         section = Section(title)
@@ -171,9 +176,28 @@ class Report:
             "headline_descriptions": {k: v["description"] for k, v in self.headlines.items()},
             "config": to_jsonable(self.config),
             "seed": self.seed,
+            "preset": self.preset,
+            "date": self.date,
             "versions": package_versions(),
             "elapsed_seconds": self.elapsed_seconds,
+            "subject_training_seconds": round(sum(t["seconds"] for t in self.subject_training), 1),
+            "subject_training": self.subject_training,
         }
+
+    def timing_note(self) -> str:
+        """One sentence: how long the run took, what of it was training zoo subjects, preset, seed and date."""
+        parts = []
+        if self.elapsed_seconds is not None:
+            parts.append(f"Ran in {self.elapsed_seconds:,.0f} s")
+            if self.subject_training:
+                trained = ", ".join(f"{t['seconds']:,.0f} s training the zoo subject `{t['name']}` "
+                                    f"({'quick' if t['quick'] else 'full'}, seed {t['seed']})"
+                                    for t in self.subject_training)
+                parts[-1] += f", including {trained} on first use of the cache"
+        for label, value in (("preset", self.preset), ("seed", self.seed), ("date", self.date)):
+            if value is not None:
+                parts.append(f"{label} {value}")
+        return "; ".join(parts) + "." if parts else ""
 
     def tables(self) -> list[Table]:
         return [item for s in self.sections for item in s.items if isinstance(item, Table)]
@@ -188,8 +212,10 @@ class Report:
         if self.headlines:
             lines += ["| headline | value | meaning |", "| --- | --- | --- |"]
             for key, h in self.headlines.items():
-                lines.append(f"| {key} | {_cell(format_value(h['value']))} | {_cell(h['description'])} |")
+                lines.append(f"| {_cell(key)} | {_cell(format_value(h['value']))} | {_cell(h['description'])} |")
             lines.append("")
+        if self.timing_note():
+            lines += [f"*{_inline(self.timing_note())}*", ""]
         for section in self.sections:
             lines += [f"## {section.title}", ""]
             for item in section.items:
@@ -198,30 +224,35 @@ class Report:
                 elif isinstance(item, Table):
                     shown = item.df.head(item.max_rows).rename(columns=lambda c: _cell(str(c)))
                     shown = shown.map(lambda v: _cell(v) if isinstance(v, str) else v)
+                    shown.columns = [_cell(str(c)) for c in item.df.columns]
                     lines += [shown.to_markdown(index=False, floatfmt=".4g", intfmt=","), ""]
                     more = len(item.df) - len(shown)
                     note = f" ({more} more rows in `{item.name}.csv`)" if more > 0 else ""
                     if item.caption or note:
-                        lines += [f"*Table {item.name}: {item.caption}{note}*", ""]
+                        lines += [f"*Table {_inline(item.name)}: {_inline(item.caption)}{note}*", ""]
                 elif isinstance(item, Figure):
                     if inline_figures:
                         src = "data:image/png;base64," + base64.b64encode(item.png).decode()
                     else:
                         src = f"figures/{item.name}.png"
-                    lines += [f"![{item.caption or item.name}]({src})", ""]
+                    lines += [f"![{_alt(item.caption or item.name)}]({src})", ""]
                     if item.caption:
-                        lines += [f"*Figure {item.name}: {item.caption}*", ""]
+                        lines += [f"*Figure {_inline(item.name)}: {_inline(item.caption)}*", ""]
         return "\n".join(lines)
 
     def to_html(self) -> str:
         markdown = _escape_angle_brackets(self.to_markdown(inline_figures=True))
         body = md_lib.markdown(markdown, extensions=["tables", "fenced_code"])
+        if self.headlines:  # the first table is the headline table: its values must not wrap mid-number
+            body = body.replace("<table>", '<table class="headline">', 1)
         return _html_page(self.title, body)
 
     def save(self, out: str | os.PathLike) -> Path:
         """Write the report to ``<out>/<name>/`` atomically and return that folder."""
         if self.elapsed_seconds is None:
             self.elapsed_seconds = round(time.perf_counter() - self.started, 2)
+        if self.date is None:
+            self.date = time.strftime("%Y-%m-%d", time.gmtime())
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         target = out / self.name
@@ -251,9 +282,30 @@ def _separate_lists(text: str) -> str:
     return _LIST_AFTER_PROSE.sub(r"\1\n\n\2", text)
 
 
+_MARKUP = re.compile(r"([\\*_\[\]<])")
+_CELL_MARKUP = re.compile(r"([\\*_|\[\]<])")
+
+
+def _inline(text: str, markup: re.Pattern = _MARKUP) -> str:
+    """Plain text (a caption, a table cell) as Markdown that shows every character literally.
+
+    ``*``, ``_``, ``[``, ``]`` and ``<`` outside backtick code spans get a backslash, so
+    "D*" keeps its asterisk, "W_i" its underscore and "<first>" its brackets (CommonMark
+    escapes; the HTML writer turns ``\\<`` into ``&lt;``). Code spans stay as they are.
+    ``|`` is plain text outside tables, so only table cells escape it (``_cell``).
+    """
+    parts = _CODE.split(text)
+    return "".join(part if i % 2 else markup.sub(r"\\\1", part) for i, part in enumerate(parts))
+
+
 def _cell(text: str) -> str:
-    """A table cell's text with ``|`` escaped, so "|cos|" does not split the row."""
-    return text.replace("|", "\\|")
+    """A table cell's text shown literally, ``|`` included, so "|cos|" does not split the row."""
+    return _inline(text, _CELL_MARKUP)
+
+
+def _alt(text: str) -> str:
+    """Image alt text: plain words (no code spans or brackets, which would end it)."""
+    return re.sub(r"[\[\]`*_<>|\\]", "", text)
 
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
@@ -266,7 +318,8 @@ def _escape_angle_brackets(markdown: str) -> str:
     through untouched, so a token name such as ``<first>`` would otherwise disappear.
     """
     parts = _CODE.split(markdown)
-    return "".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
+    return "".join(part if i % 2 else part.replace("\\<", "&lt;").replace("<", "&lt;")
+                   for i, part in enumerate(parts))
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
@@ -297,7 +350,11 @@ margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+table.headline td:nth-child(2),table.index td.num{white-space:nowrap}
+td{overflow-wrap:normal;max-width:36rem}
 img{max-width:100%;height:auto;display:block;margin:1rem 0}
+ul.headlines{margin:0;padding-left:1rem} ul.headlines code{font-size:.75rem;color:#777}
+.note{background:#fff8e1;border-left:4px solid #f0c040;padding:.4rem .8rem}
 em{color:#555} code{background:#f4f4f4;padding:0 .2rem}
 h1{border-bottom:2px solid #ddd} h2{margin-top:2.5rem;border-bottom:1px solid #eee}
 """
@@ -314,33 +371,58 @@ def _html_page(title: str, body: str) -> str:
 def write_index(out: str | os.PathLike, order: list[str] | None = None) -> Path:
     """Write ``<out>/index.html`` linking every report found under ``out``.
 
-    Reads each ``<out>/*/results.json``, so reports from earlier runs are listed too;
-    names in ``order`` come first, in that order, the rest alphabetically.
+    Reads each ``<out>/*/results.json``, so reports from earlier runs are listed too, each
+    with its preset, seed and date (and a note when they come from different runs); every
+    headline figure is shown with its description. Names in ``order`` come first, in that
+    order, the rest alphabetically. ``interp run`` rewrites it after every run.
     """
     out = Path(out)
     rank = {name: i for i, name in enumerate(order or [])}
     found = sorted(out.glob("*/results.json"), key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
-    rows = []
+    rows, runs = [], set()
     for results_file in found:
         results = json.loads(results_file.read_text())
         name = results_file.parent.name
-        headline = "<br>".join(
-            f"{html.escape(k)}: <b>{html.escape(format_value(v))}</b>"
+        descriptions = results.get("headline_descriptions", {})
+        headline = "".join(
+            f"<li>{html.escape(descriptions.get(k) or k)}: <b class=\"num\">{html.escape(format_value(v))}</b> "
+            f"<code>{html.escape(k)}</code></li>"
             for k, v in results.get("headline", {}).items()
         )
-        elapsed = results.get("elapsed_seconds")
+        preset = results.get("preset") or _guess_preset(results)
+        date = results.get("date") or _file_date(results_file)
+        runs.add((preset, results.get("seed"), date))
+        elapsed, training = results.get("elapsed_seconds"), results.get("subject_training_seconds") or 0
+        time_text = "" if elapsed is None else f"{elapsed:,.0f} s"
+        if training:
+            time_text += f"<br><small>incl. {training:,.0f} s training its subject</small>"
         rows.append(
             f"<tr><td><a href=\"{name}/report.html\">{html.escape(results.get('title', name))}</a>"
-            f"<br><code>{name}</code></td><td style=\"text-align:left\">{headline}</td>"
-            f"<td>{'' if elapsed is None else f'{elapsed:.0f} s'}</td></tr>"
+            f"<br><code>{name}</code></td><td style=\"text-align:left\"><ul class=\"headlines\">{headline}</ul></td>"
+            f"<td>{html.escape(str(preset))}</td><td>{html.escape(str(results.get('seed')))}</td>"
+            f"<td class=\"num\">{html.escape(str(date))}</td><td class=\"num\">{time_text}</td></tr>"
         )
+    mixed = (f"<p class=\"note\">These reports come from {len(runs)} different runs (preset, seed, date): "
+             + "; ".join(html.escape(f"{p}, seed {s}, {d}") for p, s, d in sorted(runs, key=str))
+             + ". Compare numbers across reports with care.</p>") if len(runs) > 1 else ""
     body = (
         "<h1>interp reports</h1><p>Each report answers one question; click through for the "
-        "method, tables and figures.</p><table><tr><th>report</th><th>headline figures</th>"
-        "<th>time</th></tr>" + "".join(rows) + "</table>"
+        "method, tables and figures. Time includes training a zoo subject when the run had to.</p>" + mixed +
+        "<table class=\"index\"><tr><th>report</th><th>headline figures</th><th>preset</th><th>seed</th>"
+        "<th>date</th><th>time</th></tr>" + "".join(rows) + "</table>"
     )
     path = out / "index.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(_html_page("interp reports", body))
     os.replace(tmp, path)
     return path
+
+
+def _guess_preset(results: dict) -> str:
+    """Reports written before results.json stored the preset: the config says whether it was quick."""
+    config = results.get("config") or {}
+    return "quick" if config.get("quick_subject") or config.get("quick") else "unknown"
+
+
+def _file_date(path: Path) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(path.stat().st_mtime))

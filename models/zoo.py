@@ -76,6 +76,10 @@ SUBJECTS: dict[str, str] = {
 
 _REGISTERED: dict[str, Callable[[bool, int], "Recipe"]] = {}
 
+# Every training this process did: {"name", "quick", "seed", "seconds"}. A report's elapsed
+# time includes the training its run triggered (``interp run`` reads this).
+TRAINED: list[dict[str, Any]] = []
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -179,6 +183,7 @@ def load(
     started = time.perf_counter()
     result = made.train(model, checkpoints)
     seconds = time.perf_counter() - started
+    TRAINED.append({"name": name, "quick": quick, "seed": seed, "seconds": round(seconds, 1)})
 
     history = getattr(result, "history", None)
     if history is not None:
@@ -189,6 +194,29 @@ def load(
     shutil.rmtree(checkpoints, ignore_errors=True)
     tqdm.write(f"Zoo subject '{name}' trained in {seconds:.1f}s, cached at {folder}", file=sys.stderr)
     return model.eval()
+
+
+def cached() -> "list[dict[str, Any]]":
+    """Every complete cached subject: name, folder, preset, seed, size on disk and training seconds."""
+    rows = []
+    for config in sorted(cache_dir().glob(f"*/*/{ckpt.CONFIG}")):
+        folder = config.parent
+        info = json.loads((folder / "zoo.json").read_text()) if (folder / "zoo.json").is_file() else {}
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        rows.append({"name": folder.parent.name, "folder": str(folder), "variant": folder.name.split("-")[0],
+                     "seed": info.get("seed"), "megabytes": round(size / 1e6, 1),
+                     "train_seconds": info.get("train_seconds")})
+    return rows
+
+
+def clear(name: str | None = None) -> list[Path]:
+    """Delete the cached copies of subject ``name`` (every subject when ``None``); returns the folders removed."""
+    root = cache_dir()
+    folders = [root / name] if name is not None else [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    removed = [f for f in folders if f.is_dir()]
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
 
 
 def list_subjects() -> list[str]:

@@ -100,3 +100,43 @@ def test_a_list_right_after_a_paragraph_renders_as_a_list(tmp_path):
     report.section("s", "Two results:\n- first: 1\n- second: 2")
     html = (report.save(tmp_path) / "report.html").read_text()
     assert html.count("<li>") == 2, "list items ran on inside the paragraph"
+
+
+def test_captions_and_cells_render_markup_characters_literally(tmp_path):
+    report = Report("marks", "Marks", config={"seed": 0})
+    section = report.section("S", "Prose keeps **bold**.")
+    section.table(pd.DataFrame({"w_i": ["D* = 0.5", "|cos| <bos>", "a_b_c"]}), "cells", "D* and W_i for <first> |x|")
+    fig, ax = plt.subplots()
+    section.figure(fig, "fig", "D* against 1/(1-S), <last> and [a] `code_x*`")
+    report.headline("d_star", 0.5, "D* at *S* = 0.9")
+    md = report.to_markdown()
+    assert "D\\* and W\\_i for \\<first> |x|" in md and "D\\* against" in md and "`code_x*`" in md, md
+    assert "\\|cos\\| \\<bos>" in md, md
+    page = report.to_html()
+    for literal in ("D* and W_i for &lt;first&gt; |x|", "D* = 0.5", "|cos| &lt;bos&gt;", "a_b_c", "w_i",
+                    "D* against 1/(1-S), &lt;last&gt; and [a] <code>code_x*</code>", "D* at *S* = 0.9"):
+        assert literal in page, f"{literal!r} did not survive Markdown: {page[page.index('<body>'):][:1500]}"
+    assert "<em>S</em>" not in page and "Prose keeps <strong>bold</strong>" in page
+
+
+def test_timing_note_counts_subject_training(tmp_path):
+    report = make_report()
+    report.elapsed_seconds, report.preset = 700.0, "full"
+    report.subject_training = [{"name": "facts", "quick": False, "seed": 0, "seconds": 647.0}]
+    folder = report.save(tmp_path)
+    results = json.loads((folder / "results.json").read_text())
+    assert results["elapsed_seconds"] == 700.0 and results["subject_training_seconds"] == 647.0
+    assert results["preset"] == "full" and results["date"]
+    assert "Ran in 700 s, including 647 s training the zoo subject `facts`" in (folder / "report.md").read_text()
+    index = write_index(tmp_path).read_text()
+    assert "700 s" in index and "647 s training" in index
+
+
+def test_index_notes_reports_from_different_runs(tmp_path):
+    for name, preset in (("one", "quick"), ("two", "full")):
+        report = Report(name, name, config={"seed": 0})
+        report.preset = preset
+        report.headline("x", 1, "the x")
+        report.save(tmp_path)
+    index = write_index(tmp_path).read_text()
+    assert "2 different runs" in index and "the x" in index

@@ -107,3 +107,13 @@ def test_subjects_are_found_lazily_from_import_strings(monkeypatch):
 def test_an_unknown_name_lists_the_close_ones():
     with pytest.raises(ValueError, match=r"no zoo subject named 'lien'. Did you mean 'line'"):
         zoo.load("lien")
+
+
+def test_training_is_recorded_for_the_report_timing(monkeypatch):
+    monkeypatch.setattr(zoo, "TRAINED", [])
+    zoo.load("line", quick=True)
+    zoo.load("line", quick=True)  # cached: no second record
+    assert [(t["name"], t["quick"], t["seed"]) for t in zoo.TRAINED] == [("line", True, 0)], zoo.TRAINED
+    assert zoo.TRAINED[0]["seconds"] >= 0
+    assert [row["name"] for row in zoo.cached()] == ["line"]
+    assert zoo.clear("line") and zoo.cached() == []
