@@ -181,6 +181,8 @@ def plot_capacity(curves: pd.DataFrame) -> plt.Figure:
 def plot_small(small: pd.DataFrame) -> plt.Figure:
     long = small.melt(id_vars=["n", "d"], value_vars=["optimised_deg", "best_known_deg", "bound_deg"],
                       var_name="source", value_name="degrees")
+    long["source"] = long["source"].map({"optimised_deg": "optimised", "best_known_deg": "best known",
+                                         "bound_deg": "upper bound (no packing exceeds it)"})
     long["case"] = long["n"].astype(str) + " lines in R^" + long["d"].astype(str)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     sns.barplot(long, x="case", y="degrees", hue="source", ax=ax)
@@ -277,7 +279,11 @@ def run(config: Config) -> Report:
         "Question: does the optimiser find the known optima? n lines through the origin of R^3 and R^4, "
         "against Conway, Hardin & Sloane's table (1996) and packings that meet a bound. "
         f"The largest shortfall is {worst_gap:.3f}°."))
-    section.figure(plot_small(small), "small", "Smallest angle: optimiser, best known, lower bound.")
-    section.table(small, "small_cases", "Optimiser against best known packings (degrees).")
+    section.figure(plot_small(small), "small", "Smallest angle between the n lines: optimiser, best known packing, "
+                   "and the bound (bound_deg), an UPPER bound on the smallest angle (the angle of the Welch / "
+                   "Levenshtein lower bound on the largest |cos|): no packing can beat it, e.g. 5 lines in R^3 "
+                   "have bound 65.91° and best known 63.43°.")
+    section.table(small, "small_cases", "Optimiser against best known packings (degrees); bound_deg is an upper "
+                  "bound on the smallest angle, gap_deg = best known - optimised.")
     report.headline("small_case_worst_gap_deg", worst_gap, "largest shortfall from a best known packing (degrees)")
     return report

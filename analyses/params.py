@@ -157,11 +157,17 @@ def plot_preset_shares(shares: pd.DataFrame) -> plt.Figure:
 def plot_share_vs_width(shares: pd.DataFrame) -> plt.Figure:
     sweep = shares[(shares.family == "sweep") & (shares.share > 0)]
     fig, ax = plt.subplots(figsize=(7, 4))
-    # embedding and unembedding coincide when untied: distinct dashes keep both visible
-    sns.lineplot(sweep, x="d_model", y="share", hue="component", style="component", markers=True, ax=ax)
+    palette = dict(zip(COMPONENT_NAMES.values(), sns.color_palette("tab10")))
+    for component, rows in sweep.groupby("component", sort=False):
+        # untied, the unembedding has the embedding's count (+ its 50,257 biases): the lines coincide, so
+        # the unembedding is drawn wide and pale underneath and the embedding thin and dashed on top
+        style = ({"lw": 7, "alpha": 0.35, "zorder": 1, "marker": "s", "ms": 9} if component == "unembedding" else
+                 {"lw": 1.8, "ls": "--", "zorder": 3, "marker": "o", "ms": 4} if component == "embedding" else
+                 {"lw": 1.8, "zorder": 2, "marker": "o", "ms": 4})
+        ax.plot(rows.d_model, rows.share, label=component, color=palette[component], **style)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("d_model (n_layers = d_model / 128, d_mlp = 4 d_model, 50,257-token vocabulary)")
+    ax.set_xlabel("d_model (n_layers = max(2, d_model / 128), d_mlp = 4 d_model, 50,257-token vocabulary)")
     ax.set_ylabel("share of all parameters")
     ax.set_title("Share of each component as width grows")
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
@@ -180,7 +186,7 @@ def run(config: Config) -> Report:
         "The GPT-3 table",
         "GPT-3 175B (Brown et al. 2020, Table 2.1): 96 layers, 96 heads of size 128, d_model 12,288, "
         "d_mlp 49,152, a 50,257-token vocabulary. Counting weight matrices only, as the seed's table "
-        f"does, gives **{total:,}** parameters: attention {attn / 1e9:.2f} billion, MLPs "
+        f"does (`interp params gpt3 --weights-only`), gives **{total:,}** parameters: attention {attn / 1e9:.2f} billion, MLPs "
         f"{components.parameters.iloc[2] / 1e9:.2f} billion ({mlp_share:.1%} of the total, the seed's "
         "'about 2/3'), embedding and unembedding 617,558,016 each. The last column compares each "
         "figure with the seed's rounded value.",
@@ -192,7 +198,8 @@ def run(config: Config) -> Report:
     report.section(
         "What the seed's table leaves out",
         f"Adding biases, layer norms and the 2,048 x 12,288 position embedding brings GPT-3 to "
-        f"{full['total']:,} parameters, {full['total'] - total:,} more ({(full['total'] - total) / total:.3%}): "
+        f"**{full['total']:,}** parameters (every parameter; what `interp params gpt3` prints by default), "
+        f"{full['total'] - total:,} more than the weight matrices' {total:,} ({(full['total'] - total) / total:.3%}): "
         "the table's rounding hides them entirely.",
     )
 
@@ -211,7 +218,9 @@ def run(config: Config) -> Report:
     )
     section.table(gpt2, "gpt2_published", "GPT-2 family: counted against published sizes")
     section.figure(plot_preset_shares(shares), "preset_shares", "Share of each component in the GPT-2 presets and GPT-3.")
-    section.figure(plot_share_vs_width(shares), "share_vs_width", "Share of each component along a width sweep with GPT-3's proportions.")
+    section.figure(plot_share_vs_width(shares), "share_vs_width", "Share of each component along a width sweep with "
+                   "GPT-3's proportions (at least 2 layers). Untied, the unembedding has the embedding's count plus "
+                   "its biases, so the two lines coincide: unembedding wide and pale, embedding dashed on top.")
     section.table(shares, "component_shares", "long table behind both figures")
 
     check = check_against_instances(config.check_d_model, config.check_layers)
@@ -222,7 +231,10 @@ def run(config: Config) -> Report:
         f"of the built model in {int(check.match.sum())} of {len(check)} cases.",
     ).table(check, "instance_check", "analytic count against sum(p.numel()) of Transformer(cfg)")
 
-    report.headline("gpt3_weights", total, "GPT-3 weight-matrix count (seed: ~175 billion)")
+    report.headline("gpt3_weights", total, "GPT-3, weight matrices only, as the seed's table counts "
+                    "(interp params gpt3 --weights-only; seed: ~175 billion)")
+    report.headline("gpt3_all_parameters", full["total"], "GPT-3, every parameter: weights, biases, LayerNorms, "
+                    "position embedding (interp params gpt3)")
     report.headline("gpt3_mlp_share", round(mlp_share, 4), "share of GPT-3's weights in MLPs (seed: about 2/3)")
     report.headline("gpt2_presets_match", bool(gpt2.match.all()), "GPT-2 counts equal published sizes")
     report.headline("instances_match", f"{int(check.match.sum())}/{len(check)}", "analytic = instantiated")

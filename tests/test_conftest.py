@@ -1,7 +1,7 @@
 import os
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 
 def test_plain_pytest_keeps_the_zoo_out_of_the_home_folder():

@@ -32,3 +32,21 @@ def test_headlines_agree_with_gensim_and_the_tables(saved):
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="methods"):
         directions.Config(methods=("3cosdiv",))
+
+
+def test_gensim_agreement_ignores_sections_without_questions():
+    import pandas as pd
+
+    from analyses.directions import gensim_claim
+
+    def table(counted_b, correct_b):
+        return pd.DataFrame({"section": ["a", "b", "empty"], "gensim_correct": [3, correct_b, 0],
+                             "ours_correct": [3, 2, 0], "gensim_counted": [5, counted_b, 0], "ours_counted": [5, 4, 0]})
+
+    claim, text = gensim_claim(table(4, 2))
+    assert claim.holds and "all 2 sections that have questions" in text and "1 section(s) without" in text, text
+    claim, text = gensim_claim(table(4, 1))
+    assert not claim.holds and "disagree in 1 of 2" in text and text.endswith(": b"), text
+    nothing = pd.DataFrame({"section": ["x"], "gensim_correct": [0], "ours_correct": [0], "gensim_counted": [0],
+                            "ours_counted": [0]})
+    assert not gensim_claim(nothing)[0].holds, "no questions at all is not agreement"
