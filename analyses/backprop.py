@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.progress import note
 from interp.report import Report
 from models.mlp import Network
 
@@ -181,8 +182,12 @@ def plot_agreement(points: pd.DataFrame) -> "plt.Figure":
     long = points.melt(id_vars=["backprop", "shape", "activation", "cost"], value_vars=["autograd", "finite_difference"],
                        var_name="reference", value_name="reference_value")
     long["variant"] = long["activation"] + "/" + long["cost"]
-    grid = sns.relplot(long, x="reference_value", y="backprop", hue="variant", col="reference", s=8, alpha=0.5,
-                       height=3.6, aspect=1.1, linewidth=0)
+    long["reference"] = long["reference"].map({"autograd": "torch.autograd", "finite_difference": "finite differences"})
+    # one panel per variant: the variants' points coincide on the diagonal, so in one panel only the
+    # last one drawn would show
+    grid = sns.relplot(long, x="reference_value", y="backprop", hue="variant", col="variant", row="reference", s=8,
+                       alpha=0.6, height=2.3, aspect=1.0, linewidth=0, legend=False,
+                       facet_kws={"margin_titles": True})
     for ax in grid.axes.flat:
         # symlog: linear within 1e-4 of zero, logarithmic beyond, so small and large components both show
         ax.set_xscale("symlog", linthresh=1e-4)
@@ -191,8 +196,12 @@ def plot_agreement(points: pd.DataFrame) -> "plt.Figure":
         for sign in (-1, 1):
             ax.plot(sign * diagonal, sign * diagonal, color="grey", linestyle=":", linewidth=0.8)
         ax.plot([-1e-4, 1e-4], [-1e-4, 1e-4], color="grey", linestyle=":", linewidth=0.8)
+        ax.set_xticks([-1, -1e-2, 0, 1e-2, 1])  # fewer ticks: symlog's default labels collide at this size
+        ax.set_yticks([-1, -1e-2, -1e-4, 0, 1e-4, 1e-2, 1])
         ax.xaxis.set_tick_params(labelsize=7)
-    grid.set_axis_labels("reference gradient component", "hand-written backprop")
+        ax.yaxis.set_tick_params(labelsize=7)
+    grid.set_titles(col_template="{col_name}", row_template="{row_name}")
+    grid.set_axis_labels("reference component", "backprop")
     return grid.figure
 
 
@@ -265,8 +274,11 @@ def _chain_section(report: Report, config: Config) -> None:
 
 def _full_section(report: Report, config: Config) -> None:
     rows, points = [], []
+    total = len(config.shapes) * len(VARIANTS)
     for shape in config.shapes:
         for activation, cost in VARIANTS:
+            note(f"backprop: network {len(rows) + 1}/{total} ({shape}, {activation}/{cost}): backprop, autograd and "
+                 "finite differences on every weight")
             row, pts = full_network_check(parse_shape(shape), activation, cost, config.batch_size, config.seed,
                                           config.fd_step)
             rows.append(row)
@@ -297,7 +309,8 @@ def _full_section(report: Report, config: Config) -> None:
     section.figure(plot_relative_errors(checks), "relative_errors",
                    "Worst elementwise relative error of backprop per network and reference; dashed line: 1e-8.")
     section.figure(plot_agreement(pd.concat(points, ignore_index=True)), "gradient_agreement",
-                   f"Every gradient component of the {config.shapes[0]} networks: backprop against autograd and "
-                   "finite differences (symlog axes); the dotted diagonal is exact agreement"
+                   f"Every gradient component of the {config.shapes[0]} networks, one column per activation/cost "
+                   "variant: backprop against autograd (top) and finite differences (bottom), symlog axes; the "
+                   "dotted diagonal is exact agreement"
                    + (", which every point sits on at this scale." if worst_fd < 1e-3 else "."))
     section.table(checks, "full_network_check", "Worst relative errors per network.")

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from jaxtyping import Float  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
@@ -119,6 +120,9 @@ def plot_losses(df: pd.DataFrame) -> plt.Figure:
                            facet_kws={"sharey": False, "sharex": False})
     for ax in grid.axes.flat:
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())  # minor log labels ran into the next panel
+        ax.tick_params(axis="y", labelsize=8)
+    grid.figure.subplots_adjust(wspace=0.35)
     return grid.figure
 
 

@@ -156,13 +156,15 @@ def plot_angles(hist: pd.DataFrame, n: int, d: int) -> plt.Figure:
 
 
 def plot_history(history: pd.DataFrame, lower: float) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
     for start, run in history.groupby("start", sort=False):
         ax.plot(run["step"], run["max_abs_cos"], label=f"optimiser from {start}")
     ax.axhline(lower, color="tab:red", ls="--", label="lower bound")
     ax.axhline(1.5 * lower, color="tab:orange", ls=":", label="1.5 x lower bound")
-    ax.set(xlabel="step", ylabel="max |cos| (best so far)", ylim=(0.9 * lower, 2 * lower))
-    ax.legend(fontsize=8)
+    # the whole of every curve: a random start begins far above twice the bound
+    top = max(float(history["max_abs_cos"].max()), 1.5 * lower) * 1.05
+    ax.set(xlabel="step", ylabel="max |cos| (best so far)", ylim=(0.9 * lower, top))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 

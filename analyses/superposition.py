@@ -17,6 +17,8 @@ import seaborn as sns
 import torch
 
 from interp.claims import Check, Claim
+from interp.markup import literal
+from interp.progress import note
 from interp.report import Report
 from interp.sae import max_cosine_similarity, train_sae
 from interp.superposition import dimensions_per_feature, superposition_table
@@ -94,7 +96,7 @@ def intro_sweep(config: Config) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
     for name, relu in (("ReLU", True), ("linear", False)):
         model = train_toy(5, 2, (1 - sparsity).float().repeat(seeds), importance, n_instances=cells * seeds,
                           steps=config.intro_steps, seed=config.seed, batch_size=config.batch_size, lr=3e-2,
-                          relu=relu)
+                          relu=relu, progress=True)
         keep = best_of_seeds(model, cells)
         W[name] = model.W.detach()[keep]
         table = superposition_table(W[name])
@@ -119,7 +121,7 @@ def dimensionality_sweep(config: Config) -> pd.DataFrame:
     inverse_density = np.geomspace(1.0, config.dim_max_inverse_density, config.dim_sparsities)
     model = train_toy(config.dim_features, config.dim_hidden, torch.tensor(1 / inverse_density, dtype=torch.float32),
                       n_instances=config.dim_sparsities, steps=config.dim_steps, seed=config.seed,
-                      batch_size=config.batch_size, lr=1e-3 * 3)
+                      batch_size=config.batch_size, lr=1e-3 * 3, progress=True)
     table = superposition_table(model.W)
     table["inverse_density"] = inverse_density[table["instance"]]
     table["dimensions_per_feature"] = dimensions_per_feature(model.W.detach().double()).numpy()[table["instance"]]
@@ -174,7 +176,7 @@ def phase_diagram(config: Config) -> pd.DataFrame:
     probability = torch.tensor([p for p, _ in grid] * config.restarts, dtype=torch.float32)
     importance = torch.tensor([[1.0, r] for _, r in grid] * config.restarts, dtype=torch.float32)
     model = train_toy(2, 1, probability, importance, n_instances=cells, steps=config.phase_steps,
-                      seed=config.seed, batch_size=config.batch_size, lr=1e-2)
+                      seed=config.seed, batch_size=config.batch_size, lr=1e-2, progress=True)
     # Several random starts per cell; keep the lowest-loss one (the paper does the same).
     keep = best_of_seeds(model, len(grid))
     W = model.W.detach()[keep, 0, :].double().numpy()  # [cells features]
@@ -189,7 +191,7 @@ def phase_diagram(config: Config) -> pd.DataFrame:
 def sae_recovery(config: Config) -> pd.DataFrame:
     """Train an L1 and a top-k sparse autoencoder on a superposed model's hidden activations."""
     model = train_toy(config.sae_features, config.sae_hidden, 1 - config.sae_sparsity, steps=config.intro_steps,
-                      seed=config.seed, batch_size=config.batch_size, lr=1e-2)
+                      seed=config.seed, batch_size=config.batch_size, lr=1e-2, progress=True)
     W = model.W.detach()[0]  # [hidden features]
     norms = W.norm(dim=0)
     represented = torch.nonzero(norms > REPRESENTED).flatten()
@@ -200,7 +202,7 @@ def sae_recovery(config: Config) -> pd.DataFrame:
     rows = []
     for penalty in ("l1", "topk"):
         sae = train_sae(activations, 2 * config.sae_features, penalty=penalty, k=k, steps=config.sae_steps,
-                        seed=config.seed)
+                        seed=config.seed, progress=True)
         best = max_cosine_similarity(sae.W_dec, W.T[represented])
         rows += [{"penalty": penalty, "feature": int(f), "norm": float(norms[f]), "max_cos": float(c)}
                  for f, c in zip(represented, best)]
@@ -281,6 +283,7 @@ def plot_sae(sae: pd.DataFrame) -> plt.Figure:
     sns.barplot(sae, x="feature", y="max_cos", hue="penalty", ax=ax)
     ax.axhline(0.9, color="grey", ls=":", lw=1)
     ax.set(ylim=(0, 1.05), ylabel="max cos with a dictionary row", xlabel="true feature (represented ones)")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="penalty", frameon=False)  # not over the bars
     fig.tight_layout()
     return fig
 
@@ -291,6 +294,7 @@ def run(config: Config) -> Report:
         "Do networks store more features than dimensions? Toy ReLU models `x' = ReLU(WᵀWx + b)` "
         "(Elhage et al. 2022) are trained on synthetic sparse features, many instances at once, and "
         "their weight geometry is measured with `interp.superposition`."))
+    note("superposition: stage 1/4, 5 features in 2 dimensions (toy models over sparsity)")
     features, W = intro_sweep(config)
     summary = intro_summary(features)
     relu = summary[summary["model"] == "ReLU"].sort_values("sparsity")
@@ -319,10 +323,11 @@ def run(config: Config) -> Report:
     report.headline("superposition_onset_sparsity", onset, "smallest sparsity at which the 5-in-2 ReLU model "
                     "represents more than 2 features")
 
+    note("superposition: stage 2/4, feature dimensionality sweep")
     dims = dimensionality_sweep(config)
     plateau = sticky_plateau(dims)
     per = dims.groupby("inverse_density")["dimensions_per_feature"].first()
-    section = report.section("Feature dimensionality", (
+    section = report.section("Feature dimensionality", literal(
         f"Question: how many dimensions does each feature get? {config.dim_features} features of equal "
         f"importance in {config.dim_hidden} dimensions, one instance per sparsity. D_i = ||W_i||² / "
         "Σ_j (Ŵ_i·W_j)² is feature i's share of a dimension; D* = m/||W||_F² the average. Dashed lines "
@@ -338,7 +343,7 @@ def run(config: Config) -> Report:
     claim = plateau_claim(plateau)
     text += ("This is the antipodal-pair plateau the paper describes." if claim.holds else
              "That is not the plateau the paper describes: this sweep has too few points near 1/2 to show one.")
-    section.text(text + "\n\n" + claim.markdown())
+    section.text(literal(text) + "\n\n" + claim.markdown())
     counts = sticky_counts(dims)
     filed = int(counts.loc[counts.fraction != "none", "features"].sum())
     section.table(counts, "sticky_counts",
@@ -350,6 +355,7 @@ def run(config: Config) -> Report:
                     f"with D* within {PLATEAU_TOLERANCE:g} of 1/2")
     report.headline("dstar_plateau_points", plateau["length"], f"length of that run (a plateau needs {PLATEAU_POINTS})")
 
+    note("superposition: stage 3/4, phase diagram (2 features in 1 dimension)")
     phase = phase_diagram(config)
     section = report.section("Phase diagram", (
         "Question: when does a model put an extra feature in superposition? 2 features in 1 dimension; "
@@ -366,6 +372,7 @@ def run(config: Config) -> Report:
     report.headline("phase_superposition_share_sparse", share.get(True, 0.0), "share of sparse cells "
                     "(density < 0.2) in superposition")
 
+    note("superposition: stage 4/4, sparse autoencoders on a superposed toy model")
     sae = sae_recovery(config)
     scores = sae.groupby("penalty")["max_cos"].mean()
     section = report.section("Reading features back out with a sparse autoencoder", (

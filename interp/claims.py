@@ -14,12 +14,14 @@ Example::
     breaks = Claim("Ablating the neurons breaks the fact", rule="ablation breaks the fact",
                    checks=(Check("share still right after ablation", 0.98, "<=", 0.5, fmt=".0%"),))
     breaks.holds         # False
-    breaks.markdown()    # '- **Ablating the neurons breaks the fact** — no. Rule *ablation breaks ...*: ...'
+    breaks.markdown()    # '- **Ablating the neurons breaks the fact** — no. Rule “ablation breaks the fact” — ...'
 """
 
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from interp.markup import literal
 
 _OPS = {
     ">=": lambda v, t: v >= t,
@@ -112,13 +114,13 @@ class Claim:
         return joiner.join(c.describe() for c in self.checks)
 
     def rule_text(self) -> str:
-        return f"*{self.rule}* — {self.checks_text()}"
+        return f"“{self.rule}” — {self.checks_text()}"
 
     def markdown(self, evidence: str = "") -> str:
         """A list item: the statement, the verdict, the rule with its numbers, then ``evidence`` prose."""
         evidence = evidence.strip()
         tail = f" {evidence[0].upper()}{evidence[1:]}" if evidence else ""
-        return f"- **{self.statement}** — {self.verdict}. Rule {self.rule_text()}.{tail}"
+        return f"- **{literal(self.statement)}** — {self.verdict}. Rule {literal(self.rule_text())}.{tail}"
 
     def row(self) -> dict[str, Any]:
         """One row of a verdict table."""
@@ -162,4 +164,4 @@ class GroupClaim(Claim):
                          for name, checks in self._split())
 
     def rule_text(self) -> str:
-        return f"*{self.rule}* (holds where every check of one group passes) — {self.checks_text()}"
+        return f"“{self.rule}” (holds where every check of one group passes) — {self.checks_text()}"

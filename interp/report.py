@@ -48,6 +48,8 @@ import markdown as md_lib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from interp.markup import CODE_SPAN, literal  # noqa: E402
+
 _VERSIONED_PACKAGES = (
     "torch", "transformer_lens", "transformers", "numpy", "scikit-learn", "pandas",
     "einops", "gensim",
@@ -282,25 +284,14 @@ def _separate_lists(text: str) -> str:
     return _LIST_AFTER_PROSE.sub(r"\1\n\n\2", text)
 
 
-_MARKUP = re.compile(r"([\\*_\[\]<])")
-_CELL_MARKUP = re.compile(r"([\\*_|\[\]<])")
-
-
-def _inline(text: str, markup: re.Pattern = _MARKUP) -> str:
-    """Plain text (a caption, a table cell) as Markdown that shows every character literally.
-
-    ``*``, ``_``, ``[``, ``]`` and ``<`` outside backtick code spans get a backslash, so
-    "D*" keeps its asterisk, "W_i" its underscore and "<first>" its brackets (CommonMark
-    escapes; the HTML writer turns ``\\<`` into ``&lt;``). Code spans stay as they are.
-    ``|`` is plain text outside tables, so only table cells escape it (``_cell``).
-    """
-    parts = _CODE.split(text)
-    return "".join(part if i % 2 else markup.sub(r"\\\1", part) for i, part in enumerate(parts))
+def _inline(text: str) -> str:
+    """A caption's text shown literally (``interp.markup.literal``): "D*" keeps its asterisk."""
+    return literal(text)
 
 
 def _cell(text: str) -> str:
     """A table cell's text shown literally, ``|`` included, so "|cos|" does not split the row."""
-    return _inline(text, _CELL_MARKUP)
+    return literal(text, cell=True)
 
 
 def _alt(text: str) -> str:
@@ -308,7 +299,7 @@ def _alt(text: str) -> str:
     return re.sub(r"[\[\]`*_<>|\\]", "", text)
 
 
-_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+_CODE = CODE_SPAN
 
 
 def _escape_angle_brackets(markdown: str) -> str:
@@ -351,6 +342,7 @@ table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overf
 th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 table.headline td:nth-child(2),table.index td.num{white-space:nowrap}
+table.headline td:nth-child(3),table.headline th:nth-child(3),table.index td,table.index th{text-align:left}
 td{overflow-wrap:normal;max-width:36rem}
 img{max-width:100%;height:auto;display:block;margin:1rem 0}
 ul.headlines{margin:0;padding-left:1rem} ul.headlines code{font-size:.75rem;color:#777}

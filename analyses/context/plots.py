@@ -52,9 +52,10 @@ def plot_digit_probes(probes: pd.DataFrame) -> plt.Figure:
     long = probes.melt(id_vars="representation", value_vars=["accuracy", "control_accuracy"],
                        var_name="task", value_name="probe accuracy")
     long["task"] = long["task"].map({"accuracy": "digit (real task)", "control_accuracy": "control (random labels)"})
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
     sns.barplot(long, x="representation", y="probe accuracy", hue="task", ax=ax)
     ax.axhline(probes["chance"].iloc[0], color="grey", ls=":", label="chance")
     ax.set(ylim=(0, 1.05), xlabel="")
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # beside the bars, not on them
+    fig.tight_layout()
     return fig

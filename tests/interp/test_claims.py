@@ -27,7 +27,7 @@ def test_claim_prints_rule_threshold_and_numbers_beside_its_verdict():
     claim = Claim("It breaks", "ablation breaks", (Check("still right", 0.98, "<=", 0.5, fmt=".0%"),))
     text = claim.markdown("because.")
     assert not claim.holds and "**It breaks** — no" in text
-    assert "*ablation breaks*" in text and "still right 98% <= 50% (fails)" in text, text
+    assert "“ablation breaks”" in text and "still right 98% <= 50% (fails)" in text, text
     assert Claim("It breaks", "r", (Check("still right", 0.2, "<=", 0.5),)).verdict == "yes"
     with pytest.raises(ValueError, match="no checks"):
         Claim("empty", "r", ())
