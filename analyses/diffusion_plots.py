@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from jaxtyping import Float  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
@@ -120,8 +120,12 @@ def plot_losses(df: pd.DataFrame) -> plt.Figure:
                            facet_kws={"sharey": False, "sharex": False})
     for ax in grid.axes.flat:
         ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())  # minor log labels ran into the next panel
+        # a few plain labels (1, 2, 5 per decade); matplotlib's minor log labels ran into the next panel
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="y", labelsize=8)
+    grid.set_titles("{col_name}")
     grid.figure.subplots_adjust(wspace=0.35)
     return grid.figure
 

@@ -245,6 +245,8 @@ class Report:
     def to_html(self) -> str:
         markdown = _escape_angle_brackets(self.to_markdown(inline_figures=True))
         body = md_lib.markdown(markdown, extensions=["tables", "fenced_code"])
+        # long snake_case column names may break after an underscore, so wide tables fit the page
+        body = re.sub(r"(<th[^>]*>)(.*?)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], body)
         if self.headlines:  # the first table is the headline table: its values must not wrap mid-number
             body = body.replace("<table>", '<table class="headline">', 1)
         return _html_page(self.title, body)
@@ -345,17 +347,18 @@ table.headline td:nth-child(2),table.index td.num{white-space:nowrap}
 table.headline td:nth-child(3),table.headline th:nth-child(3),table.index td,table.index th{text-align:left}
 td{overflow-wrap:normal;max-width:36rem}
 img{max-width:100%;height:auto;display:block;margin:1rem 0}
-ul.headlines{margin:0;padding-left:1rem} ul.headlines code{font-size:.75rem;color:#777}
+table.index{display:table;width:100%} table.index td{vertical-align:top} table.index td:nth-child(2){max-width:none}
+b.num{white-space:nowrap} ul.headlines{margin:0;padding-left:1rem} ul.headlines code{font-size:.75rem;color:#777}
 .note{background:#fff8e1;border-left:4px solid #f0c040;padding:.4rem .8rem}
 em{color:#555} code{background:#f4f4f4;padding:0 .2rem}
 h1{border-bottom:2px solid #ddd} h2{margin-top:2.5rem;border-bottom:1px solid #eee}
 """
 
 
-def _html_page(title: str, body: str) -> str:
+def _html_page(title: str, body: str, css: str = "") -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}{css}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
 
@@ -405,7 +408,7 @@ def write_index(out: str | os.PathLike, order: list[str] | None = None) -> Path:
     )
     path = out / "index.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(_html_page("interp reports", body))
+    tmp.write_text(_html_page("interp reports", body, css="body{max-width:80rem}"))
     os.replace(tmp, path)
     return path
 

@@ -14,7 +14,7 @@ def plot_section_accuracy(accuracy: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 0.32 * df["section"].nunique() * df["method"].nunique() + 1.5))
     sns.barplot(df, y="label", x="accuracy", hue="method", ax=ax, orient="h")
     ax.set(xlim=(0, 1), xlabel="accuracy (questions whose four words are single tokens)", ylabel="")
-    ax.legend(title="method", loc="lower right")
+    ax.legend(title="method", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # not over the bars
     return fig
 
 
