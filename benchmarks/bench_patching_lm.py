@@ -1,6 +1,6 @@
 """Batched activation patching on a real language model (SmolLM2-135M) against TransformerLens's sweep.
 
-    python benchmarks/bench_patching_lm.py [--activations resid_pre z] [--repeats 3]
+    python benchmarks/bench_patching_lm.py [--activations resid_pre z] [--repeats 3] [--threads 1]
 
 One clean/corrupted prompt pair of 12 tokens ("As everyone knows, the capital of France is
 the city of" vs "... Italy ..."), metric the logit difference " Paris" - " Rome" at the
@@ -42,7 +42,11 @@ def main() -> None:
                         choices=["resid_pre", "attn_out", "mlp_out", "z"])
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours (best taken)")
     parser.add_argument("--tl-repeats", type=int, default=1, help="runs of TransformerLens's sweep (best taken)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 is steadier on a machine others share")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import transformer_lens.patching as tlp
     from transformer_lens.model_bridge import TransformerBridge

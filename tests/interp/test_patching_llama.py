@@ -10,7 +10,7 @@ import pytest
 import torch
 import transformer_lens.patching as tlp
 
-from interp import resume
+from interp import patch_runs, resume
 from interp.attribution import attribution_patching
 from interp.patching import activation_patching, hook_name, receiver_activations
 from tests.interp._bridges import clean_and_corrupted
@@ -87,6 +87,34 @@ def test_the_checks_can_fail_a_block_kv_that_ignores_grouping_is_refused(monkeyp
 
     monkeypatch.setattr(resume, "block_kv", per_query_head)
     assert not resume.trims_exactly(model, acts, full)
+
+
+def test_a_model_whose_blocks_alone_are_off_runs_no_staggered_pass_and_still_equals_transformer_lens(monkeypatch):
+    """The block-by-block check can fail: blocks run alone 0.1% off send every site to one-call forwards."""
+    from models.transformer import Transformer
+
+    class SkewsBlocksAlone(Transformer):  # right from the tokens and to the end; off when told to stop early
+        def forward(self, input, return_type="logits", loss_per_token=False, stop_at_layer=None,
+                    start_at_layer=None, prefix_kv=None, attention_mask=None):
+            out = super().forward(input, return_type, loss_per_token, stop_at_layer, start_at_layer, prefix_kv,
+                                  attention_mask)
+            return out * 1.001 if start_at_layer is not None and stop_at_layer is not None else out
+
+    reference = tiny_llama(2, seed=9)
+    model = SkewsBlocksAlone(reference.cfg).eval()
+    model.load_state_dict(reference.state_dict())
+    clean, corrupted = clean_and_corrupted(changed=(1, 3))
+    passes = []
+    monkeypatch.setattr(patch_runs, "staggered_forward", lambda *args: passes.append(1))
+    _, clean_cache = model.run_with_cache(clean)
+    for activation in ("resid_pre", "mlp_out"):
+        ours = activation_patching(model, clean, corrupted, logit_diff, activation)
+        expected = TL_SWEEPS[activation](model, corrupted, clean_cache, logit_diff)
+        assert (ours - expected).abs().max() <= 1e-5, activation
+    checked = resume._CHECKED[model]
+    assert not any(checked.get(("chain", block)) for block in range(3)), "blocks alone are off: no chain"
+    assert not passes, "no staggered pass without the block-by-block check"
+    assert all(checked[("start", layer)] for layer in range(3)), "one-call forwards from each layer instead"
 
 
 @pytest.mark.parametrize("grouping", list(GROUPINGS))
