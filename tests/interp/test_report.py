@@ -112,7 +112,7 @@ def test_captions_and_cells_render_markup_characters_literally(tmp_path):
     md = report.to_markdown()
     assert "D\\* and W\\_i for \\<first> |x|" in md and "D\\* against" in md and "`code_x*`" in md, md
     assert "\\|cos\\| \\<bos>" in md, md
-    page = report.to_html()
+    page = report.to_html().replace("<wbr>", "")  # break opportunities in column names are invisible
     for literal in ("D* and W_i for &lt;first&gt; |x|", "D* = 0.5", "|cos| &lt;bos&gt;", "a_b_c", "w_i",
                     "D* against 1/(1-S), &lt;last&gt; and [a] <code>code_x*</code>", "D* at *S* = 0.9"):
         assert literal in page, f"{literal!r} did not survive Markdown: {page[page.index('<body>'):][:1500]}"
