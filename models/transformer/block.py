@@ -32,6 +32,9 @@ class TransformerBlock(nn.Module):
     torch.Size([2, 3, 8])
     """
 
+    # TransformerLens's logit lens reads this off each block: hook_resid_post is the one stream ln_final reads
+    hook_out_is_single_residual_stream = True
+
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.cfg = cfg

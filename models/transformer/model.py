@@ -62,8 +62,6 @@ class Transformer(HookedRootModule):
             self.pos_embed = PosEmbed(cfg)
             self.hook_pos_embed = HookPoint()  # [batch pos d_model]
         self.blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(cfg.n_layers)])
-        for block in self.blocks:  # TransformerLens's logit lens reads this off each block
-            block.hook_out_is_single_residual_stream = True  # (hook_resid_post is the stream ln_final reads)
         self.ln_final = make_norm(cfg)
         self.unembed = Unembed(cfg, self.embed)
         self.init_weights()
