@@ -247,6 +247,7 @@ class Report:
         body = md_lib.markdown(markdown, extensions=["tables", "fenced_code"])
         # long snake_case column names may break after an underscore, so wide tables fit the page
         body = re.sub(r"(<th[^>]*>)(.*?)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], body)
+        body = _WIDE_TABLE.sub(_shrink_wide_table, body)
         if self.headlines:  # the first table is the headline table: its values must not wrap mid-number
             body = body.replace("<table>", '<table class="headline">', 1)
         return _html_page(self.title, body)
@@ -315,6 +316,17 @@ def _escape_angle_brackets(markdown: str) -> str:
                    for i, part in enumerate(parts))
 
 
+_WIDE_TABLE = re.compile(r"<table>(.*?)</table>", re.DOTALL)
+WIDE_COLUMNS = 10  # a table with more columns than this is set smaller, so it fits the page
+
+
+def _shrink_wide_table(match: re.Match) -> str:
+    header = match[1].split("</tr>", 1)[0]
+    if len(re.findall(r"<th[ >]", header)) <= WIDE_COLUMNS:  # <th> cells, not <thead>
+        return match[0]
+    return f'<table class="wide">{match[1]}</table>'
+
+
 def _swap_into_place(staging: Path, target: Path) -> None:
     old = None
     if target.exists():
@@ -348,7 +360,7 @@ table.headline td:nth-child(3),table.headline th:nth-child(3),table.index td,tab
 td{overflow-wrap:normal;max-width:36rem}
 img{max-width:100%;height:auto;display:block;margin:1rem 0}
 table.index{display:table;width:100%} table.index td{vertical-align:top} table.index td:nth-child(2){max-width:none}
-b.num{white-space:nowrap} ul.headlines{margin:0;padding-left:1rem} ul.headlines code{font-size:.75rem;color:#777}
+b.num{white-space:nowrap} table.wide{font-size:.75rem} table.wide th,table.wide td{padding:.2rem .35rem} ul.headlines{margin:0;padding-left:1rem} ul.headlines code{font-size:.75rem;color:#777}
 .note{background:#fff8e1;border-left:4px solid #f0c040;padding:.4rem .8rem}
 em{color:#555} code{background:#f4f4f4;padding:0 .2rem}
 h1{border-bottom:2px solid #ddd} h2{margin-top:2.5rem;border-bottom:1px solid #eee}

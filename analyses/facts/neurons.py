@@ -203,8 +203,9 @@ def neuron_section(report, model, config, template: Template) -> dict:
     section.figure(plot_ablation(ablation), "ablation",
                    f"Drop in the right answer's logit margin when a person's top {config.top_k} AND neurons are "
                    f"mean-ablated, per site (95% confidence intervals over people).")
-    section.table(pd.DataFrame([r["summary"] for r in results]), "and_gates_by_site",
-                  "Per site: mean top-neuron AND score, median neuron, share whose top neuron promotes the answer, "
+    by_site = pd.DataFrame([r["summary"] for r in results]).set_index("site")
+    section.table(by_site.T.rename_axis(columns=None).reset_index(names="measure"), "and_gates_by_site",
+                  "One column per site: mean top-neuron AND score, median neuron, share whose top neuron promotes the answer, "
                   "ablation drops of this fact and of other people's (probability: drop_this, drop_other; logit "
                   "margin: margin_this, margin_other), prob_drop_ratio = drop_this / drop_other, margin_drop_ratio = "
                   "margin_this / margin_other, the fact's margin before ablation and the share of its prompts "

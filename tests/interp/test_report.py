@@ -140,3 +140,14 @@ def test_index_notes_reports_from_different_runs(tmp_path):
         report.save(tmp_path)
     index = write_index(tmp_path).read_text()
     assert "2 different runs" in index and "the x" in index
+
+
+def test_wide_tables_are_set_smaller_to_fit_the_page():
+    from interp.report import WIDE_COLUMNS
+
+    report = Report("wide", "Wide")
+    section = report.section("S")
+    section.table(pd.DataFrame({f"c{i}": [1] for i in range(WIDE_COLUMNS + 1)}), "wide")
+    section.table(pd.DataFrame({f"c{i}": [1] for i in range(WIDE_COLUMNS)}), "narrow")
+    page = report.to_html()
+    assert page.count('<table class="wide">') == 1 and page.count("<table>") == 1, "only the wide table shrinks"
