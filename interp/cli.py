@@ -247,8 +247,10 @@ def chat(
     if chatting:
         typer.echo(f"{subject}: say something (an empty line quits)")
     else:
+        people = getattr(getattr(model, "corpus", None), "people", None)
+        who = people[0].name if people else "<first> <last>"  # a person the subject knows
         typer.echo(f"{subject}: type the start of a sentence, e.g. "
-                   f"'question : which sport does <first> <last> play ? answer :'")
+                   f"'question : which sport does {who} play ? answer :'")
     budget = max_new_tokens if max_new_tokens is not None else 256 if chatting else 8
     messages: list[dict[str, str]] = []
     while True:
