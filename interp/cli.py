@@ -143,6 +143,8 @@ def run(
         note(f"index: {index} (total {_duration(time.perf_counter() - started)})")
     if as_json:
         typer.echo(json.dumps(results, indent=2))
+    else:  # on stdout too, so `interp run all > file` keeps where everything went
+        typer.echo(f"{len(results)} of {len(configs)} report(s) written under {out}; index {index}; log {log}")
     if failed:
         _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)} (tracebacks in {out / 'run.log'})")
 

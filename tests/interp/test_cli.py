@@ -126,6 +126,7 @@ def test_a_single_run_rewrites_the_index_and_writes_a_run_log(tmp_path):
     assert description.split()[0] in index, "index shows raw keys without their descriptions"
     log = (tmp_path / "run.log").read_text()
     assert "[1/1] params" in log and "report.html" in log, log
+    assert "1 of 1 report(s) written" in result.stdout, "stdout alone should say where the reports and log went"
 
 
 def test_chat_facts_names_unknown_words_instead_of_answering(monkeypatch):
