@@ -136,7 +136,7 @@ def run(
                 failed.append(name)
                 continue
             results[name] = report.results()
-            trained = report.results()["subject_training_seconds"]
+            trained = results[name]["subject_training_seconds"]
             note(f"[{k}/{len(configs)}] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s"
                  f"{f', of which {trained:.0f} s training its subject' if trained else ''})")
         index = write_index(out, order=list(analyses.ANALYSES))  # after every run, so it is never stale
