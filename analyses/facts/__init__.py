@@ -71,10 +71,13 @@ class Config:
 def run(config: Config) -> Report:
     from models import zoo
 
-    model = zoo.load("facts", quick=config.quick_subject, seed=config.seed)
-    corpus = model.corpus
+    # the report's clock starts before the zoo may train the subject, so its time includes that training
     report = Report("facts", "Facts in MLP neurons: tracing, AND gates and editing", config=asdict(config),
                     summary=__doc__.strip().splitlines()[0])
+    trained_before = len(zoo.TRAINED)
+    model = zoo.load("facts", quick=config.quick_subject, seed=config.seed)
+    report.subject_training = zoo.TRAINED[trained_before:]
+    corpus = model.corpus
     if config.edit_layer >= model.cfg.n_layers:
         raise ValueError(f"edit_layer={config.edit_layer} but the model has {model.cfg.n_layers} layers")
     base = _base_template(corpus, config.relation)

@@ -157,3 +157,41 @@ def test_zoo_list_and_clear(tmp_path, monkeypatch):
     assert "facts" in listed and "trained in 12 s" in listed and str(tmp_path) in listed, listed
     assert runner.invoke(app, ["zoo", "clear"]).exit_code == 2, "clear without a name must not delete everything"
     assert runner.invoke(app, ["zoo", "clear", "facts"]).exit_code == 0 and not folder.exists()
+
+
+def test_report_time_includes_training_its_subject_in_the_same_run(tmp_path, monkeypatch):
+    import dataclasses
+    import sys
+    import time
+    import types
+
+    import analyses
+    from interp.report import Report
+    from models import zoo
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        seed: int = 0
+
+        @classmethod
+        def quick(cls):
+            return cls()
+
+    def run(config):  # the zoo trains the subject (0.3 s) before the analysis makes its report
+        time.sleep(0.3)
+        zoo.TRAINED.append({"name": "fake", "quick": True, "seed": 0, "seconds": 0.3})
+        report = Report("fake", "Fake", config=config)
+        report.headline("x", 1, "one")
+        return report
+
+    module = types.ModuleType("fake_analysis")
+    module.Config, module.run = Config, run
+    monkeypatch.setitem(sys.modules, "fake_analysis", module)
+    monkeypatch.setitem(analyses.ANALYSES, "fake", "fake_analysis")
+    monkeypatch.setattr(zoo, "TRAINED", [])
+    result = runner.invoke(app, ["run", "fake", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "fake" / "results.json").read_text())
+    assert results["elapsed_seconds"] >= 0.3, "the report's time left out the training before it was made"
+    assert results["subject_training_seconds"] == 0.3
+    assert "0 s training the zoo subject `fake`" in (tmp_path / "fake" / "report.md").read_text()
