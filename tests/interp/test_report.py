@@ -105,15 +105,16 @@ def test_a_list_right_after_a_paragraph_renders_as_a_list(tmp_path):
 def test_captions_and_cells_render_markup_characters_literally(tmp_path):
     report = Report("marks", "Marks", config={"seed": 0})
     section = report.section("S", "Prose keeps **bold**.")
-    section.table(pd.DataFrame({"w_i": ["D* = 0.5", "|cos| <bos>", "a_b_c"]}), "cells", "D* and W_i for <first> |x|")
+    section.table(pd.DataFrame({"w_i": ["D* = 0.5", "|cos| <bos>", "a_b_c", "_x_"]}), "cells",
+                  "D* and W_i for <first> |x|")
     fig, ax = plt.subplots()
     section.figure(fig, "fig", "D* against 1/(1-S), <last> and [a] `code_x*`")
     report.headline("d_star", 0.5, "D* at *S* = 0.9")
     md = report.to_markdown()
-    assert "D\\* and W\\_i for \\<first> |x|" in md and "D\\* against" in md and "`code_x*`" in md, md
+    assert "D\\* and W_i for \\<first> |x|" in md and "D\\* against" in md and "`code_x*`" in md, md
     assert "\\|cos\\| \\<bos>" in md, md
     page = report.to_html().replace("<wbr>", "")  # break opportunities in column names are invisible
-    for literal in ("D* and W_i for &lt;first&gt; |x|", "D* = 0.5", "|cos| &lt;bos&gt;", "a_b_c", "w_i",
+    for literal in ("D* and W_i for &lt;first&gt; |x|", "D* = 0.5", ">_x_<", "|cos| &lt;bos&gt;", "a_b_c", "w_i",
                     "D* against 1/(1-S), &lt;last&gt; and [a] <code>code_x*</code>", "D* at *S* = 0.9"):
         assert literal in page, f"{literal!r} did not survive Markdown: {page[page.index('<body>'):][:1500]}"
     assert "<em>S</em>" not in page and "Prose keeps <strong>bold</strong>" in page
