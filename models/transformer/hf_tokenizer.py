@@ -65,6 +65,9 @@ class HFTokenizer:
         return self.batch(text, prepend_bos)[0]
 
     def _ids(self, tokens: Union[Tensor, list[int]]) -> list[int]:
+        if isinstance(tokens, str):
+            raise ValueError("expected token ids (a tensor or a list of ints), got a string; "
+                             "tokenize it first with to_tokens, or pass the ids to decode.")
         if isinstance(tokens, Tensor):
             if tokens.ndim == 2 and tokens.shape[0] == 1:
                 tokens = tokens[0]

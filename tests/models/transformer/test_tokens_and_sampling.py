@@ -86,3 +86,14 @@ def test_bad_sampling_arguments(kwargs):
     model = model_with_tokenizer()
     with pytest.raises(ValueError):
         generate(model, model.to_tokens("a"), **{"max_new_tokens": 2, **kwargs})
+
+
+def test_to_string_of_a_string_says_what_to_pass():
+    from models.transformer import CharTokenizer, Transformer, TransformerConfig
+
+    tokenizer = CharTokenizer.from_corpus("hello world")
+    model = Transformer(TransformerConfig(d_model=8, n_layers=1, n_heads=2, d_mlp=16, d_vocab=tokenizer.d_vocab,
+                                          n_ctx=16), tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="token ids"):
+        model.to_string("text")
+    assert model.to_string(model.to_tokens("hello")[0]) == "hello"
