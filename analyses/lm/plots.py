@@ -9,19 +9,22 @@ import seaborn as sns
 def plot_logit_lens(lens: pd.DataFrame) -> plt.Figure:
     """Probability of the expected answer at the last position after each layer, one line per prompt."""
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-    sns.lineplot(lens, x="layer", y="p_answer", hue="answer", style="answer", markers=True, dashes=False, ax=ax)
+    # one line per prompt (two prompts may share an answer: hue by answer would average them)
+    lens = lens.assign(line=lens["answer"] + " (" + lens["prompt"].str.slice(0, 28) + "...)")
+    sns.lineplot(lens, x="layer", y="p_answer", hue="line", style="line", markers=True, dashes=False, ax=ax)
     ax.set(xlabel="layer (-1 = embedding; the residual stream after that block, through the final RMSNorm)",
            ylabel="p(expected answer)", ylim=(-0.02, 1.02), title="Logit lens on factual prompts")
-    ax.legend(title="answer", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    ax.legend(title="answer (prompt)", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False, fontsize=8)
     return fig
 
 
 def plot_head_scores(scores: pd.DataFrame) -> plt.Figure:
     """Heatmaps (layer x head) of previous-token and induction scores."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(8, 7), layout="constrained")
     for ax, column in zip(axes, ("prev_token", "induction")):
         grid = scores.pivot(index="layer", columns="head", values=column)
-        sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": "mean attention"})
+        sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar_kws={"label": "mean attention"}, yticklabels=2)
+        ax.tick_params(axis="y", labelsize=8, rotation=0)
         ax.set_title({"prev_token": "previous-token score", "induction": "induction score"}[column])
     return fig
 
