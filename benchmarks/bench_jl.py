@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     from interp.jl import levenshtein_bound
-    from interp.packing import _hinge_gradient, pack, random_unit_vectors
+    from interp.packing import hinge_gradient, pack, random_unit_vectors
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # part 1 compares single-threaded kernels
@@ -37,7 +37,7 @@ def main() -> None:
     threshold = torch.tensor([0.3])
 
     def ours():
-        return _hinge_gradient(vectors, threshold, chunk_size=1024)[0]
+        return hinge_gradient(vectors, threshold, chunk_size=1024)[0]
 
     def autograd():
         leaf = vectors[0].clone().requires_grad_(True)

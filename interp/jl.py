@@ -18,12 +18,14 @@ import math
 import numpy as np
 
 
-def _check_nd(n: int, d: int) -> None:
+def check_nd(n: int, d: int) -> None:
+    """Raise unless ``n`` vectors in ``d`` dimensions are whole numbers of at least 1."""
     if int(n) != n or int(d) != d or n < 1 or d < 1:
         raise ValueError(f"need whole numbers n >= 1 vectors and d >= 1 dimensions, got n={n}, d={d}")
 
 
-def _check_eps(eps: float, name: str = "eps") -> None:
+def check_eps(eps: float, name: str = "eps") -> None:
+    """Raise unless the distortion or angle tolerance ``eps`` lies strictly between 0 and 1."""
     if not 0 < eps < 1:
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {eps}")
 
@@ -36,7 +38,7 @@ def welch_bound(n: int, d: int) -> float:
     cosines of a unit-norm frame sum to at least n²/d, and at most n of them are the
     diagonal. Zero when n <= d (an orthonormal set exists).
     """
-    _check_nd(n, d)
+    check_nd(n, d)
     if n <= d:
         return 0.0
     return math.sqrt((n - d) / (d * (n - 1)))
@@ -53,7 +55,7 @@ def levenshtein_bound(n: int, d: int) -> float:
     once n exceeds d(d+1)/2; below that it does not apply and a ValueError says so.
     For n = 10,000 and d = 100 it gives 0.1400, an angle of 81.95 degrees.
     """
-    _check_nd(n, d)
+    check_nd(n, d)
     if n <= d * (d + 1) / 2:
         raise ValueError(
             f"Levenshtein's bound needs n > d(d+1)/2 = {d * (d + 1) // 2} for d={d}, got n={n}; "
@@ -77,8 +79,8 @@ def max_vectors_allowed(d: int, eps: float) -> float:
     ``d eps² < 1``; Levenshtein, for n > d(d+1)/2, gives
     ``n <= d (d + 2)(1 - eps²) / (3 - (d + 2) eps²)`` when ``(d + 2) eps² < 3``.
     """
-    _check_nd(1, d)
-    _check_eps(eps)
+    check_nd(1, d)
+    check_eps(eps)
     e2 = eps * eps
     welch = math.floor(d * (1 - e2) / (1 - d * e2) + 1e-9) if d * e2 < 1 else math.inf
     threshold = d * (d + 1) // 2  # Levenshtein constrains only n above this
@@ -109,7 +111,7 @@ def jl_min_dim(n: int | np.ndarray, eps: float | np.ndarray = 0.1) -> int | np.n
 
 def jl_rate(eps: float) -> float:
     """Growth rate of ln n per dimension implied by :func:`jl_min_dim`: ``(eps²/2 - eps³/3)/4``."""
-    _check_eps(eps)
+    check_eps(eps)
     return (eps**2 / 2 - eps**3 / 3) / 4
 
 

@@ -42,7 +42,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.chirps import chirp_prime, chirp_start
-from interp.jl import _check_eps, _check_nd, angle_deg, max_vectors_allowed
+from interp.jl import check_eps, check_nd, angle_deg, max_vectors_allowed
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Packing:
 
 def random_unit_vectors(n: int, d: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> Float[Tensor, "n d"]:
     """n directions drawn uniformly from the sphere (normalised Gaussians)."""
-    _check_nd(n, d)
+    check_nd(n, d)
     vectors = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return (vectors / vectors.norm(dim=1, keepdim=True)).to(dtype)
 
@@ -93,7 +93,7 @@ def pairwise_cos(vectors: Float[Tensor, "n d"], max_pairs: int | None = None, se
     return (unit[i] * unit[j]).sum(-1)
 
 
-def _hinge_gradient(
+def hinge_gradient(
     vectors: Float[Tensor, "restarts n d"], threshold: Tensor, chunk_size: int, with_max: bool = True
 ) -> tuple[Float[Tensor, "restarts n d"], Tensor | None]:
     """∂L/∂V for the hinge objective and (``with_max``) each restart's max |cos|, block by block.
@@ -165,7 +165,7 @@ def pack(
     side by side (``restarts``, batched) because their landscape has poor local optima; the
     best start is returned.
     """
-    _check_nd(n, d)
+    check_nd(n, d)
     small = n * n * d <= 1e6
     init = _choose_init(n, d, init, small)
     structured = isinstance(init, Tensor) or init == "chirp"
@@ -200,7 +200,7 @@ def pack(
         # the hinge follows the current max, measured in the same pass over the Gram blocks
         # (measuring only every 10th step stalled at 0.245 on 10,000 x 100)
         hinge = slack_start + (slack_end - slack_start) * step / max(steps, 1)
-        gradient, worst = _hinge_gradient(vectors, hinge * reference, chunk_size)
+        gradient, worst = hinge_gradient(vectors, hinge * reference, chunk_size)
         improved = worst < best_cos
         best_cos = torch.where(improved, worst, best_cos)
         best_vectors[improved] = vectors[improved]
@@ -240,8 +240,8 @@ def _choose_init(n: int, d: int, init: str | Tensor, small: bool) -> str | Tenso
 
 def random_capacity(d: int, eps: float, seed: int = 0, block: int = 1024, limit: int = 200_000) -> int:
     """How many random unit vectors arrive before the first one with |cos| > eps to an earlier one."""
-    _check_nd(1, d)
-    _check_eps(eps)
+    check_nd(1, d)
+    check_eps(eps)
     generator = torch.Generator().manual_seed(seed)
     kept = torch.empty(0, d, dtype=torch.float64)
     while kept.shape[0] < limit:
@@ -267,8 +267,8 @@ def capacity(d: int, eps: float, *, seed: int = 0, steps: int = 500, n_max: int 
 
         capacity(10, 0.3)   # {'d': 10, 'eps': 0.3, 'optimised': ..., 'random': ..., 'bound': 60.0}
     """
-    _check_nd(1, d)
-    _check_eps(eps)
+    check_nd(1, d)
+    check_eps(eps)
     allowed = max_vectors_allowed(d, eps)
 
     def fits(n: int) -> bool:

@@ -3,7 +3,7 @@ import torch
 
 from interp.jl import coherence_lower_bound
 from interp.chirps import chirp_start
-from interp.packing import _choose_init, _hinge_gradient, capacity, max_abs_cos, pack, random_capacity
+from interp.packing import _choose_init, hinge_gradient, capacity, max_abs_cos, pack, random_capacity
 
 # Conway, Hardin & Sloane 1996, Table 1 (lines in R^3); N = 8 proven by Mixon & Parshall 2019.
 BEST_R3 = {4: 70.5288, 5: 63.4349, 6: 63.4349, 7: 54.7356, 8: 49.5567}
@@ -22,7 +22,7 @@ def test_hand_written_gradient_matches_autograd_chunk_by_chunk():
     generator = torch.Generator().manual_seed(0)
     vectors = torch.nn.functional.normalize(torch.randn(2, 37, 5, generator=generator, dtype=torch.float64), dim=-1)
     threshold = torch.tensor([0.3, 0.5], dtype=torch.float64)
-    gradient, worst = _hinge_gradient(vectors, threshold, chunk_size=8)  # 37 rows: ragged last chunk
+    gradient, worst = hinge_gradient(vectors, threshold, chunk_size=8)  # 37 rows: ragged last chunk
     leaf = vectors.clone().requires_grad_(True)
     gram = leaf @ leaf.transpose(1, 2)
     off = gram * (1 - torch.eye(37, dtype=torch.float64))
