@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from interp.cli import app
+from analyses.cli import app
 from models.transformer import CharTokenizer, Transformer, generate
 from models.transformer.convert_llama import to_hf_llama
 from models.transformer.sampling import chat_reply, filter_logits, next_token
