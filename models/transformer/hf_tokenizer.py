@@ -16,6 +16,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from models.transformer.tokenizer import token_ids
+
 
 class HFTokenizer:
     """Wraps a ``transformers`` tokenizer. ``prepend_bos=None`` follows the tokenizer's own rule
@@ -64,28 +66,16 @@ class HFTokenizer:
         """[batch pos] token ids; a list of texts is right-padded (use ``batch`` for the mask)."""
         return self.batch(text, prepend_bos)[0]
 
-    def _ids(self, tokens: Union[Tensor, list[int]]) -> list[int]:
-        if isinstance(tokens, str):
-            raise ValueError("expected token ids (a tensor or a list of ints), got a string; "
-                             "tokenize it first with to_tokens, or pass the ids to decode.")
-        if isinstance(tokens, Tensor):
-            if tokens.ndim == 2 and tokens.shape[0] == 1:
-                tokens = tokens[0]
-            if tokens.ndim != 1:
-                raise ValueError(f"expected one sequence of tokens, got shape {tuple(tokens.shape)}.")
-            return tokens.tolist()
-        return list(tokens)
-
     def to_str_tokens(self, input: Union[str, Tensor, list[int]], prepend_bos: Optional[bool] = None) -> list[str]:
         """Each token decoded on its own (``' capital'``, not ``'Ġcapital'``)."""
-        ids = self.encode(input, prepend_bos) if isinstance(input, str) else self._ids(input)
+        ids = self.encode(input, prepend_bos) if isinstance(input, str) else token_ids(input)
         return [self.tokenizer.decode([i]) for i in ids]
 
     def to_string(self, tokens: Union[Tensor, list[int]]) -> Union[str, list[str]]:
         """Decode [pos] to a string or [batch pos] to a list, special tokens (padding) dropped."""
         if isinstance(tokens, Tensor) and tokens.ndim == 2:
             return [self.to_string(row) for row in tokens]
-        return self.tokenizer.decode(self._ids(tokens), skip_special_tokens=True)
+        return self.tokenizer.decode(token_ids(tokens), skip_special_tokens=True)
 
     @property
     def has_chat_template(self) -> bool:

@@ -22,6 +22,20 @@ from torch import Tensor
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<unk>")
 
 
+def token_ids(tokens: Union[Tensor, list[int]]) -> list[int]:
+    """One sequence of token ids as a list: a [pos] or [1 pos] tensor, or a list; a string is refused."""
+    if isinstance(tokens, str):
+        raise ValueError("expected token ids (a tensor or a list of ints), got a string; "
+                         "tokenize it first with to_tokens, or pass the ids to decode.")
+    if isinstance(tokens, Tensor):
+        if tokens.ndim == 2 and tokens.shape[0] == 1:
+            tokens = tokens[0]
+        if tokens.ndim != 1:
+            raise ValueError(f"expected one sequence of tokens, got shape {tuple(tokens.shape)}.")
+        return tokens.tolist()
+    return list(tokens)
+
+
 class _VocabTokenizer:
     """Shared machinery: a vocabulary whose first entries are ``SPECIAL_TOKENS``."""
 
@@ -60,21 +74,9 @@ class _VocabTokenizer:
         width = max(len(row) for row in rows)
         return torch.tensor([row + [self.pad_token_id] * (width - len(row)) for row in rows], dtype=torch.long)
 
-    def _ids(self, tokens: Union[Tensor, list[int]]) -> list[int]:
-        if isinstance(tokens, str):
-            raise ValueError("expected token ids (a tensor or a list of ints), got a string; "
-                             "tokenize it first with to_tokens, or pass the ids to decode.")
-        if isinstance(tokens, Tensor):
-            if tokens.ndim == 2 and tokens.shape[0] == 1:
-                tokens = tokens[0]
-            if tokens.ndim != 1:
-                raise ValueError(f"expected one sequence of tokens, got shape {tuple(tokens.shape)}.")
-            return tokens.tolist()
-        return list(tokens)
-
     def to_str_tokens(self, input: Union[str, Tensor, list[int]], prepend_bos: bool = True) -> list[str]:
         """The token strings of one text or one sequence of ids."""
-        ids = self.encode(input, prepend_bos) if isinstance(input, str) else self._ids(input)
+        ids = self.encode(input, prepend_bos) if isinstance(input, str) else token_ids(input)
         return [self.vocab[i] for i in ids]
 
     def to_string(self, tokens: Union[Tensor, list[int]]) -> Union[str, list[str]]:
@@ -82,7 +84,7 @@ class _VocabTokenizer:
         if isinstance(tokens, Tensor) and tokens.ndim == 2:
             return [self.to_string(row) for row in tokens]
         skip = {self.pad_token_id, self.bos_token_id}
-        return self.joiner.join(self.vocab[i] for i in self._ids(tokens) if i not in skip)
+        return self.joiner.join(self.vocab[i] for i in token_ids(tokens) if i not in skip)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the tokenizer as JSON (``kind`` and ``vocab``)."""
