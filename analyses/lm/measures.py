@@ -44,7 +44,7 @@ def next_tokens(model: Any, panel: Sequence[tuple[str, str]], k: int = 5) -> pd.
         rows.append({
             "prompt": prompt, "expected": answer.strip(), "p_expected": float(probs[expected]), "rank_expected": rank,
             "correct": rank == 1,
-            "top": ", ".join(f"{model.tokenizer.tokenizer.decode([i])!r} {p:.2f}"
+            "top": ", ".join(f"{model.to_str_tokens([i])[0]!r} {p:.2f}"
                              for p, i in zip(top.values.tolist(), top.indices.tolist())),
         })
     return pd.DataFrame(rows)
@@ -69,7 +69,7 @@ def logit_lens(model: Any, prompt: str, answer: str) -> pd.DataFrame:
         top = int(probs[i].argmax())
         rows.append({"prompt": prompt, "answer": answer.strip(), "layer": layer, "p_answer": float(probs[i, expected]),
                      "rank_answer": int((probs[i] > probs[i, expected]).sum()) + 1,
-                     "top_token": model.tokenizer.tokenizer.decode([top]), "p_top": float(probs[i, top])})
+                     "top_token": model.to_str_tokens([top])[0], "p_top": float(probs[i, top])})
     return pd.DataFrame(rows)
 
 

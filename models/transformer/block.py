@@ -53,16 +53,13 @@ class TransformerBlock(nn.Module):
         self,
         resid_pre: Float[Tensor, "batch pos d_model"],
         prefix: Optional[tuple[Tensor, Tensor]] = None,
-        positions: Optional[Tensor] = None,
-        key_mask: Optional[Tensor] = None,
         layout: Optional[Layout] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        """``prefix``, ``positions``, ``key_mask``, ``layout``: the attention's keys and values of earlier
-        positions, every key's position, the padding mask, and the mask and angles they give
-        (see ``Attention.forward``)."""
+        """``prefix``, ``layout``: the attention's keys and values of earlier positions, and the mask and
+        rotary angles the model computed once for every block (see ``Attention.forward``)."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_in = resid_pre if self.ln1 is None else self.ln1(resid_pre)
-        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, positions, key_mask, layout))
+        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, layout=layout))
         if not self.cfg.attn_only:
             resid = self.hook_resid_mid(resid)
             mlp_in = resid if self.ln2 is None else self.ln2(resid)

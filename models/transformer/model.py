@@ -149,7 +149,7 @@ class Transformer(HookedRootModule):
         layout = attention_layout(self.cfg, n_query, n_prefix + n_query, positions, key_mask, residual.dtype,
                                   residual.device) if len(blocks) else None
         for block, prefix in zip(blocks, prefix_kv):
-            residual = block(residual, prefix, positions, key_mask, layout)
+            residual = block(residual, prefix, layout)
         if stop_at_layer is not None:
             return residual
         if self.ln_final is not None:
