@@ -77,6 +77,19 @@ class HFTokenizer:
             return [self.to_string(row) for row in tokens]
         return self.tokenizer.decode(token_ids(tokens), skip_special_tokens=True)
 
+    def span_tokens(self, text: str, part: str, prepend_bos: Optional[bool] = None) -> tuple[int, int]:
+        """Half-open token span ``(start, stop)`` of the last occurrence of ``part`` in ``text``, as
+        ``encode(text)`` tokenizes it: the tokens whose characters overlap ``part``'s (so a subject
+        is found even where BPE merges its first letter with the space before it)."""
+        begin = text.rfind(part)
+        if not part or begin < 0:
+            raise ValueError(f"{part!r} does not occur in the prompt {text!r}")
+        end = begin + len(part)
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offset = len(self.encode(text, prepend_bos)) - len(encoded["input_ids"])  # a BOS token, if any
+        inside = [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if a < end and b > begin]
+        return inside[0] + offset, inside[-1] + 1 + offset
+
     @property
     def has_chat_template(self) -> bool:
         """Whether the model was tuned to chat (its tokenizer carries a chat template)."""
