@@ -18,9 +18,30 @@ conversions still apply) and exactly those handles are removed afterwards, even 
 error. Names the model lacks go to its own ``run_with_cache``, whose error names them.
 """
 
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
 from torch import Tensor
+
+
+@contextlib.contextmanager
+def attached(model: Any, hooks: Sequence[tuple[str, Callable]]) -> Iterator[Any]:
+    """``(name, fn)`` forward hooks added to the model's ``HookPoint`` s for the block, then exactly those
+    removed (even after an error): cheaper than ``model.hooks(...)``, which walks every hook point on exit,
+    for code that runs many forwards (or block calls) under the same hooks."""
+    points = model.hook_dict
+    missing = [name for name, _ in hooks if name not in points]
+    if missing:
+        raise ValueError(f"the model has no hook points {missing}; check the names against model.hook_dict")
+    added = []
+    try:
+        for name, fn in hooks:
+            added.append((points[name], points[name].add_hook(fn, dir="fwd")))
+        yield model
+    finally:
+        for point, handle in added:
+            handle.hook.remove()
+            point.fwd_hooks.remove(handle)
 
 
 def cached_run(model: Any, input: Any, names: Sequence[str], **forward_kwargs: Any) -> tuple[Any, dict[str, Tensor]]:
@@ -30,18 +51,13 @@ def cached_run(model: Any, input: Any, names: Sequence[str], **forward_kwargs: A
     if points is None or any(name not in points for name in names):
         return model.run_with_cache(input, names_filter=names, **forward_kwargs)
     cache: dict[str, Tensor] = {}
-    added = []
-    try:
-        for name in names:
-            point = points[name]
 
-            def store(act: Tensor, hook: Any, name: str = name) -> None:
-                cache[name] = act.detach()
+    def store(name: str) -> Callable:
+        def hook(act: Tensor, hook: Any) -> None:
+            cache[name] = act.detach()
 
-            added.append((point, point.add_hook(store, dir="fwd")))
+        return hook
+
+    with attached(model, [(name, store(name)) for name in names]):
         out = model(input, **forward_kwargs)
-    finally:
-        for point, handle in added:
-            handle.hook.remove()
-            point.fwd_hooks.remove(handle)
     return out, cache

@@ -25,6 +25,7 @@ does), and drawn from a generator seeded by ``seed``: same seed, same numbers. T
 copies and the restored sites are stacked along the batch, ``max_rows`` rows per forward.
 """
 
+import weakref
 from typing import Any, Callable, Optional, Sequence
 
 import einops
@@ -35,6 +36,10 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.patching import check_metric_value, run_metric
+from interp.trace_runs import corrupted_run, restored_scores, traces_fast
+
+# model -> whether the fast engine gave the hooked batches' scores on its first trace
+_AGREES: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
 
 # kind -> activation restored ("resid" is ROME's hidden state: the block output)
 KIND_HOOKS = {
@@ -125,6 +130,7 @@ def causal_trace(
     embed_hook: str = "hook_embed",
     output_hook: Optional[str] = None,
     max_rows: int = 1024,
+    fast: bool = True,
     **forward_kwargs: Any,
 ) -> pd.DataFrame:
     """Indirect effect of restoring each (kind, layer, pos) for one prompt; one row per site.
@@ -133,6 +139,10 @@ def causal_trace(
     ``metric`` mapping the output of ``samples`` noised rows ([samples ...], or the
     activation at ``output_hook``) to a ``[samples]`` score. Columns: ``kind layer pos
     group score corrupted clean indirect_effect``; scores average the noise samples.
+
+    ``fast`` (default): run the restored copies through :mod:`interp.trace_runs` when the
+    model honours its shortcuts (checked, with one site of each kind compared to the hooked
+    batches on the model's first trace); ``fast=False`` always runs the hooked batches.
     """
     if tokens.ndim == 1:
         tokens = tokens[None]
@@ -165,15 +175,25 @@ def causal_trace(
 
     # sites: (kind, layer, pos) -> the hook names restored at pos
     sites = [(k, layer, pos) for k in kinds for layer in range(n_layers) for pos in range(n_pos)]
-    restores = [
-        [KIND_HOOKS[k].format(layer=layer)] if k == "resid"
-        else [KIND_HOOKS[k].format(layer=other) for other in window_layers(layer, window, n_layers)]
+    restores = [  # (hook name, layer) written at pos
+        [(KIND_HOOKS[k].format(layer=layer), layer)] if k == "resid"
+        else [(KIND_HOOKS[k].format(layer=other), other) for other in window_layers(layer, window, n_layers)]
         for k, layer, _ in sites
     ]
-    corrupted_score = float(_noised_scores(model, tokens, [[]], [0], noise, subject, cache, metric, embed_hook,
-                                           output_hook, max_rows, forward_kwargs)[0])
-    scores = _noised_scores(model, tokens, restores, [pos for _, _, pos in sites], noise, subject, cache, metric,
-                            embed_hook, output_hook, max_rows, forward_kwargs)
+    positions = [pos for _, _, pos in sites]
+    scores = None
+    if fast and output_hook is None and not forward_kwargs:
+        out, receiver = corrupted_run(model, tokens, noise, subject, embed_hook)
+        if traces_fast(model, receiver, out, metric) and _fast_agrees(model, tokens, out, receiver, cache, sites,
+                                                                      restores, noise, subject, metric, embed_hook):
+            with torch.no_grad():
+                corrupted_score = float(check_metric_value(metric(out), samples, per_example=True).float().mean())
+            scores = restored_scores(model, receiver, out, cache, restores, positions, metric, subject[0], max_rows)
+    if scores is None:
+        corrupted_score = float(_noised_scores(model, tokens, [[]], [0], noise, subject, cache, metric, embed_hook,
+                                               output_hook, max_rows, forward_kwargs)[0])
+        scores = _noised_scores(model, tokens, [[name for name, _ in r] for r in restores], positions, noise, subject,
+                                cache, metric, embed_hook, output_hook, max_rows, forward_kwargs)
     df = pd.DataFrame(sites, columns=["kind", "layer", "pos"])
     df["group"] = [position_group(pos, subject, n_pos) for pos in df["pos"]]
     df["score"] = scores.numpy().astype(np.float64)
@@ -212,6 +232,60 @@ def _noised_scores(model, tokens, restores, positions, noise, subject, cache, me
             values = check_metric_value(metric(result), n_rows, per_example=True)
             out.append(einops.reduce(values.float(), "(site sample) -> site", "mean", sample=samples))
     return torch.cat(out).cpu()
+
+
+def trace_site_by_site(model: Any, tokens: Int[Tensor, "1 pos"], subject: tuple[int, int], noise: Tensor, answer: int,
+                       sites: Sequence[tuple[str, int, int]], window: int = 10,
+                       embed_hook: str = "hook_embed") -> tuple[list[float], float]:
+    """ROME's procedure written out, for checks and benchmarks: one forward per restored site, the noise
+    samples (``noise``: ``[samples subject_len d_model]``) as its batch, hooks doing the noising and the
+    restoring. Returns the mean answer probability of each ``(kind, layer, pos)`` in ``sites``, and the
+    corrupted run's. Works on any hooked model (a ``TransformerBridge`` too)."""
+    samples, n_layers = noise.shape[0], model.cfg.n_layers
+    names = sorted({KIND_HOOKS[kind].format(layer=layer) for kind, _, _ in sites for layer in range(n_layers)})
+    with torch.no_grad():
+        _, clean = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+
+    def add_noise(act: Tensor, hook: Any) -> Tensor:
+        act = act.clone()
+        act[:, subject[0] : subject[1]] += noise.to(act)
+        return act
+
+    def restore(name: str, pos: int) -> tuple[str, Callable]:
+        def hook(act: Tensor, hook: Any) -> Tensor:
+            act[:, pos] = clean[name][0, pos].to(act)
+            return act
+
+        return name, hook
+
+    def score(hooks: list) -> float:
+        with torch.no_grad():
+            logits = model.run_with_hooks(tokens.repeat(samples, 1), fwd_hooks=[(embed_hook, add_noise), *hooks])
+        return float(torch.softmax(logits[:, -1].float(), dim=-1)[:, answer].mean())
+
+    scores = []
+    for kind, layer, pos in sites:
+        restored = [layer] if kind == "resid" else window_layers(layer, window, n_layers)
+        scores.append(score([restore(KIND_HOOKS[kind].format(layer=other), pos) for other in restored]))
+    return scores, score([])
+
+
+def _fast_agrees(model, tokens, out, receiver, cache, sites, restores, noise, subject, metric, embed_hook) -> bool:
+    """Whether :mod:`interp.trace_runs` scores one site of each kind (at the subject's last token) as the
+    hooked batches do, within 1e-4 of the score's scale; checked on a model's first trace only."""
+    if model in _AGREES:
+        return _AGREES[model]
+    probe = [i for i, (kind, layer, pos) in enumerate(sites)
+             if pos == subject[1] - 1 and layer == model.cfg.n_layers // 2]
+    probe = list({sites[i][0]: i for i in probe}.values())
+    chosen = [restores[i] for i in probe]
+    positions = [sites[i][2] for i in probe]
+    fast = restored_scores(model, receiver, out, cache, chosen, positions, metric, subject[0])
+    hooked = _noised_scores(model, tokens, [[name for name, _ in r] for r in chosen], positions, noise, subject, cache,
+                            metric, embed_hook, None, 1024, {})
+    scale = max(1.0, float(hooked.abs().max())) if len(probe) else 1.0
+    _AGREES[model] = bool(((fast - hooked).abs() <= 1e-4 * scale).all())
+    return _AGREES[model]
 
 
 def _restorer(clean: Tensor, blocks: list[int], positions: list[int], samples: int) -> Callable:
