@@ -25,6 +25,7 @@ ANALYSES: dict[str, str] = {
     "digits": "analyses.digits",
     "backprop": "analyses.backprop",
     "facts": "analyses.facts",
+    "facts_lm": "analyses.facts_lm",
     "lm": "analyses.lm",
     "directions": "analyses.directions",
     "context": "analyses.context",

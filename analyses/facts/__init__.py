@@ -138,7 +138,7 @@ def _tracing_section(report, model, corpus, config, base) -> dict:
         return sel
 
     subject_groups = [g for g in SUBJECT_GROUPS if g in set(groups.group)]
-    at_subject = {g: _subject_group_peak(groups, g) for g in subject_groups}
+    at_subject = {g: subject_group_peak(groups, g) for g in subject_groups}
     peak = at_subject["last subject token"]
     attn_last_token = mean_ie("attn", "last token")
     attn_peak = attn_last_token.loc[attn_last_token["mean"].idxmax()]
@@ -191,7 +191,7 @@ def _tracing_section(report, model, corpus, config, base) -> dict:
 SUBJECT_GROUPS = ("first subject token", "middle subject tokens", "last subject token")
 
 
-def _subject_group_peak(groups: pd.DataFrame, group: str) -> dict:
+def subject_group_peak(groups: pd.DataFrame, group: str) -> dict:
     """The layer whose MLP restoration at ``group`` helps most, its effect and CI, and attention's best there."""
     mlp = groups[(groups.kind == "mlp") & (groups.group == group)]
     attn = groups[(groups.kind == "attn") & (groups.group == group)]

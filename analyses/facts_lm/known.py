@@ -45,11 +45,17 @@ def subject_span(tokenizer: Any, prompt: str, subject: str) -> tuple[int, int]:
 
 @torch.no_grad()
 def last_logits(model: Any, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-    """Next-token logits [len(prompts) d_vocab] after each prompt (left-padded batches)."""
+    """Next-token logits [len(prompts) d_vocab] after each prompt (left-padded batches; the unembedding runs at
+    the last position only, the first batch checked against the model's own logits)."""
     out = []
+    n_layers = model.cfg.n_layers
     for start in range(0, len(prompts), batch_size):
         tokens, mask = model.tokenizer.batch(list(prompts[start : start + batch_size]), padding_side="left")
-        out.append(model(tokens, attention_mask=mask)[:, -1].float())
+        resid = model(tokens, attention_mask=mask, stop_at_layer=n_layers)[:, -1:]
+        logits = model(resid, start_at_layer=n_layers)[:, -1].float()
+        if start == 0 and not torch.allclose(logits, model(tokens, attention_mask=mask)[:, -1].float(), atol=1e-4):
+            raise RuntimeError("unembedding the last position alone differs from the model's own logits")
+        out.append(logits)
     return torch.cat(out)
 
 
