@@ -37,13 +37,21 @@ from interp.neurons import ablation_hooks, and_gate_score, mlp_activations
 from models.data.known_facts import FACTS, FAMILIES
 
 GROUPS = ("this fact", "shares a name", "other facts")
+HEADLINES = {  # summary key -> what the report's headline says
+    "and_score": "a fact's top AND neuron's score, in the neuron's standard deviations",
+    "and_minus_decoy": "its lead over the top score for a made-up name of the same first name",
+    "promotes": "share of facts whose top AND neuron's DLA ranks the object first in its relation",
+    "margin_drop_this": "drop in a fact's logit margin when its top AND neurons are mean-ablated",
+    "margin_drop_random": "the same for as many random neurons in the same layers",
+    "still_right": "share of facts still answered after ablating their top AND neurons",
+}
 
 
 def family_facts(known_table: pd.DataFrame, max_facts: Optional[int] = None) -> pd.DataFrame:
     """The known facts whose subject is a ``FAMILIES`` member, with ``first`` and ``last`` columns.
 
-    Ordered so that the facts of people sharing a name with another *known* member come first (a
-    quick run with ``max_facts`` keeps pairs such as Tom Hanks / Tom Cruise together)."""
+    Ordered by how many other *known* members share a name with the person (most first), then by first
+    name, so a quick run with ``max_facts`` keeps the best-paired people and namesakes side by side."""
     members = {f"{first} {last}": (first, last) for first, last in FAMILIES}
     rows = known_table[known_table.known & known_table.subject.isin(members)].copy()
     rows["first"] = [members[s][0] for s in rows.subject]
@@ -392,8 +400,9 @@ def neuron_section(report: Any, model: Any, known_table: pd.DataFrame, layers: O
     s = neuron_summary(table, decoy_table, ablation)
     s.update(layers=layers, top_k=top_k)
     _write_section(report, s, facts, table, ablation, decoy_table, n_partners)
-    for key in ("and_score", "and_score_decoy", "promotes", "margin_drop_this", "margin_drop_random", "still_right"):
-        report.headline(f"neurons_{key}", s[key], f"{key} (95% CI {s[key + '_ci'][0]:.3g} to {s[key + '_ci'][1]:.3g})")
+    for key, meaning in HEADLINES.items():
+        low, high = s[f"{key}_ci"]
+        report.headline(f"neurons_{key}", s[key], f"{meaning} (95% CI {low:.3g} to {high:.3g})")
     return s
 
 
