@@ -31,10 +31,12 @@ def test_facts_are_unique_and_well_formed():
     assert not [p for p, n in pairs.items() if n > 1], "a (subject, relation) appears twice"
     for fact in FACTS:
         assert fact.relation in RELATIONS, f"{fact} has a relation without templates"
-        assert fact.subject == fact.subject.strip() and fact.object == fact.object.strip() and fact.subject and fact.object
+        assert fact.subject and fact.object, f"{fact} is missing a part"
+        assert fact.subject == fact.subject.strip() and fact.object == fact.object.strip()
         prompt = prompt_for(fact)
         assert fact.subject in prompt and not prompt.endswith(" ")
-        assert fact.object.split()[0].lower() not in fact.subject.lower().split(), f"{fact}: the subject gives the object away"
+        assert fact.object.split()[0].lower() not in fact.subject.lower().split(), \
+            f"{fact}: the subject gives the object away"
 
 
 def test_no_worked_example_in_a_template_is_a_fact_of_its_relation():
