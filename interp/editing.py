@@ -40,8 +40,42 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.resume import accepts_prefix_kv, accepts_start_at_layer, reproduces
+
 POST = "blocks.{layer}.mlp.hook_post"
 OUT = "blocks.{layer}.hook_mlp_out"
+
+
+class _KeysMade(Exception):
+    """Raised by the hook that caught the keys: nothing after the layer's MLP is needed."""
+
+
+def mlp_keys(
+    model: Any, tokens: Int[Tensor, "batch pos"], layer: int, attention_mask: Optional[Tensor] = None
+) -> Float[Tensor, "batch pos d_mlp"]:
+    """The MLP keys (``blocks.{layer}.mlp.hook_post``) of ``tokens``; the forward stops once they are made.
+
+    Stopping is done by the hook itself (it raises once it has the keys, as ROME's
+    ``nethook`` does), so it works on any hooked model and skips the layers above
+    ``layer``: a sixth of SmolLM2's forward for layer 4 of 30.
+    """
+    seen = {}
+
+    def catch(act: Tensor, hook: Any) -> None:
+        seen["keys"] = act.detach()
+        raise _KeysMade
+
+    kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
+    with torch.no_grad():
+        try:
+            with model.hooks(fwd_hooks=[(POST.format(layer=layer), catch)]):
+                model(tokens, **kwargs)
+        except _KeysMade:
+            pass
+    if "keys" not in seen:
+        raise ValueError(f"the forward never reached {POST.format(layer=layer)}; is layer={layer} a block of "
+                         "the model?")
+    return seen["keys"]
 
 
 def key_covariance(
@@ -50,30 +84,113 @@ def key_covariance(
     layer: int,
     mask: Optional[Tensor] = None,
     ridge: float = 1e-4,
+    attention_mask: Optional[Tensor] = None,
+    batch_size: int = 32,
 ) -> Float[Tensor, "d_mlp d_mlp"]:
     """Uncentred second moment ``E[k k^T]`` of MLP keys over the (masked) corpus positions.
 
     ROME estimates it over Wikipedia tokens; here over the corpus the model was trained
     on. ``ridge`` (times the mean diagonal) keeps it invertible when keys span less than
-    ``d_mlp`` dimensions, e.g. dead ReLU neurons.
+    ``d_mlp`` dimensions, e.g. dead ReLU neurons. ``mask`` [batch pos] picks the positions
+    that count; ``attention_mask`` is passed to the forward (padded batches). Runs
+    ``batch_size`` rows at a time, each forward stopped at the layer (:func:`mlp_keys`),
+    and sums in float64.
     """
-    name = POST.format(layer=layer)
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
-    keys = cache[name] if mask is None else cache[name][mask]
-    keys = keys.reshape(-1, keys.shape[-1]).double()
-    cov = einops.einsum(keys, keys, "n d_mlp, n d_mlp2 -> d_mlp d_mlp2") / keys.shape[0]
+    if mask is not None and mask.shape != tokens.shape:
+        raise ValueError(f"mask has shape {tuple(mask.shape)} but tokens {tuple(tokens.shape)}; one entry per position")
+    total, count = None, 0
+    for start in range(0, tokens.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        keys = mlp_keys(model, tokens[rows], layer, None if attention_mask is None else attention_mask[rows])
+        keys = keys if mask is None else keys[mask[rows].bool()]
+        keys = keys.reshape(-1, keys.shape[-1]).double()
+        moment = einops.einsum(keys, keys, "n d_mlp, n d_mlp2 -> d_mlp d_mlp2")
+        total = moment if total is None else total + moment
+        count += keys.shape[0]
+    if not count:
+        raise ValueError("no corpus position to estimate the key covariance from (empty tokens or mask)")
+    cov = total / count
     return cov + ridge * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
 
 
 def subject_key(
-    model: Any, tokens: Int[Tensor, "batch pos"], key_pos: Int[Tensor, "batch"], layer: int
+    model: Any,
+    tokens: Int[Tensor, "batch pos"],
+    key_pos: Int[Tensor, "batch"],
+    layer: int,
+    attention_mask: Optional[Tensor] = None,
 ) -> Float[Tensor, "d_mlp"]:
     """``k*``: the MLP key at ``key_pos`` (ROME: the subject's last token), averaged over the contexts."""
-    name = POST.format(layer=layer)
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
-    return cache[name][torch.arange(tokens.shape[0]), torch.as_tensor(key_pos)].mean(0)
+    keys = mlp_keys(model, tokens, layer, attention_mask)
+    return keys[torch.arange(tokens.shape[0]), torch.as_tensor(key_pos)].mean(0)
+
+
+class _Resumed:
+    """A batch of prompts whose layer-``layer`` MLP output will move at ``key_pos``: its unedited
+    run (logits, that output), and forwards with a move added there.
+
+    Nothing before block ``layer`` or before the earliest ``key_pos`` changes, so where the
+    model takes ``start_at_layer`` and ``prefix_kv`` (ours) the moved forward starts at block
+    ``layer`` on the positions from the earliest key on, the earlier ones entering as their
+    cached keys and values, and stops before the unembedding, which runs on the answer
+    positions alone (on SmolLM2 the unembedding of every position was a quarter of a step).
+    Checked on every batch against the model's own forward (the unmoved resumed logits
+    must reproduce the full ones at the answers; the full run is needed anyway); otherwise
+    every forward runs whole.
+    """
+
+    def __init__(self, model: Any, tokens: Tensor, key_pos: Tensor, layer: int, attention_mask: Optional[Tensor],
+                 answer_pos: Tensor):
+        self.model, self.tokens, self.layer = model, tokens, layer
+        self.key_pos, self.answer_pos = torch.as_tensor(key_pos), torch.as_tensor(answer_pos)
+        self.rows = torch.arange(tokens.shape[0])
+        self.kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
+        self.out = OUT.format(layer=layer)
+        n_layers = model.cfg.n_layers
+        first = int(self.key_pos.min())
+        resumable = accepts_start_at_layer(model) and (first == 0 or accepts_prefix_kv(model))
+        names = {self.out}
+        if resumable:
+            names |= {f"blocks.{layer}.hook_resid_pre"} | {f"blocks.{b}.attn.hook_{kv}" for b in range(layer, n_layers)
+                                                           for kv in "kv"}
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names, **self.kwargs)
+        self.logits = logits[self.rows, self.answer_pos]  # [batch d_vocab], unedited
+        self.mlp_out = cache[self.out][self.rows, self.key_pos]  # [batch d_model]
+        self.offset, self.resid, self.prefix = 0, None, None
+        if resumable and bool((self.answer_pos >= first).all()):
+            self.offset, self.resid = first, cache[f"blocks.{layer}.hook_resid_pre"][:, first:]
+            if first:
+                self.prefix = [tuple(cache[f"blocks.{b}.attn.hook_{kv}"][:, :first] for kv in "kv")
+                               for b in range(layer, n_layers)]
+            try:
+                with torch.no_grad():
+                    ok = reproduces(self._resumed([]), self.logits)
+            except Exception:  # noqa: BLE001 - any failure means: run the whole forward
+                ok = False
+            if not ok:
+                self.offset, self.resid, self.prefix = 0, None, None
+
+    def _resumed(self, fwd_hooks: list) -> Tensor:
+        n_layers = self.model.cfg.n_layers
+        with self.model.hooks(fwd_hooks=fwd_hooks):
+            resid = self.model(self.resid, start_at_layer=self.layer, stop_at_layer=n_layers, prefix_kv=self.prefix,
+                               **self.kwargs)
+        return self.model(resid[self.rows, self.answer_pos - self.offset][:, None], start_at_layer=n_layers)[:, 0]
+
+    def moved(self, delta: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_vocab"]:
+        """Logits at ``answer_pos`` with ``delta[i]`` added to row ``i``'s MLP output at its ``key_pos``."""
+        at = self.key_pos - self.offset
+
+        def add(act: Tensor, hook: Any) -> Tensor:
+            act = act.clone()
+            act[self.rows, at] += delta
+            return act
+
+        if self.resid is None:
+            logits = self.model.run_with_hooks(self.tokens, fwd_hooks=[(self.out, add)], **self.kwargs)
+            return logits[self.rows, self.answer_pos]
+        return self._resumed([(self.out, add)])
 
 
 def target_value(
@@ -93,6 +210,10 @@ def target_value(
     weight_decay: float = 1e-3,
     target_probability: float = 0.98,
     seed: int = 0,
+    attention_mask: Optional[Int[Tensor, "batch pos"]] = None,
+    keep_attention_mask: Optional[Int[Tensor, "keep pos"]] = None,
+    clamp_norm_factor: Optional[float] = None,
+    info: Optional[dict] = None,
 ) -> Float[Tensor, "d_model"]:
     """``v*``: the MLP output at ``key_pos`` (ROME: the subject's last token) that makes ``new_answer`` likely.
 
@@ -104,53 +225,141 @@ def target_value(
     token), so the edit will move their output by ``delta`` as well. Stops early once the
     mean probability of ``new_answer`` exceeds ``target_probability``. Returns
     ``mean_context(current output) + delta``.
+
+    ``attention_mask`` / ``keep_attention_mask`` go to the forwards of padded batches.
+    ``clamp_norm_factor`` keeps ``|delta|`` within that many times the norm of the current
+    output (ROME's ``clamp_norm_factor``, 4 for GPT-2 XL). ``info``, a dict, receives
+    ``steps`` (gradient steps taken) and ``p_new`` (mean probability of ``new_answer`` with
+    ``v*``, over the prompts). Several edits at once, in one batch: :func:`target_values`.
     """
     if keep_tokens is not None and (keep_key_pos is None or keep_answer_pos is None):
         raise ValueError("keep_tokens needs keep_key_pos (where the edited key sits in each keep prompt) and "
                          "keep_answer_pos (where its next word is read)")
-    name = OUT.format(layer=layer)
-    rows = torch.arange(tokens.shape[0])
-    key_pos, answer_pos = torch.as_tensor(key_pos), torch.as_tensor(answer_pos)
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
-        current = cache[name][rows, key_pos].mean(0)
-        if keep_tokens is not None:
-            keep_rows = torch.arange(keep_tokens.shape[0])
-            keep_logits = model(keep_tokens)[keep_rows, torch.as_tensor(keep_answer_pos)]
-            keep_log_probs = F.log_softmax(keep_logits.float(), -1)
+    parts = [(_Resumed(model, tokens, key_pos, layer, attention_mask, answer_pos),
+              torch.full((tokens.shape[0],), int(new_answer)), torch.zeros(tokens.shape[0], dtype=torch.long))]
+    if keep_tokens is not None:
+        n_keep = keep_tokens.shape[0]
+        parts.append((_Resumed(model, keep_tokens, keep_key_pos, layer, keep_attention_mask, keep_answer_pos),
+                      torch.full((n_keep,), -1), torch.zeros(n_keep, dtype=torch.long)))
+    per_group: dict = {}
+    value = _optimise_values(model, parts, 1, steps=steps, lr=lr, kl_weight=kl_weight, weight_decay=weight_decay,
+                             target_probability=target_probability, seed=seed, clamp_norm_factor=clamp_norm_factor,
+                             info=per_group)[0]
+    if info is not None:
+        info.update(steps=int(per_group["steps"][0]), p_new=float(per_group["p_new"][0]))
+    return value
+
+
+def target_values(
+    model: Any,
+    tokens: Int[Tensor, "batch pos"],
+    key_pos: Int[Tensor, "batch"],
+    answer_pos: Int[Tensor, "batch"],
+    new_answer: Int[Tensor, "batch"],
+    group: Int[Tensor, "batch"],
+    layer: int,
+    *,
+    attention_mask: Optional[Int[Tensor, "batch pos"]] = None,
+    steps: int = 60,
+    lr: float = 0.1,
+    kl_weight: float = 1.0,
+    weight_decay: float = 1e-3,
+    target_probability: float = 0.98,
+    seed: int = 0,
+    clamp_norm_factor: Optional[float] = None,
+    info: Optional[dict] = None,
+) -> Float[Tensor, "group d_model"]:
+    """:func:`target_value` for several edits at once, one value per ``group``, from one batch.
+
+    Example (two edits, each with two rewriting prompts and one keep prompt)::
+
+        group      = torch.tensor([0, 0, 0, 1, 1, 1])
+        new_answer = torch.tensor([7, 7, -1, 9, 9, -1])       # -1: a keep prompt (KL term)
+        values = target_values(model, tokens, key_pos, answer_pos, new_answer, group, layer,
+                               attention_mask=mask)           # [2 d_model]
+
+    Row ``i`` belongs to edit ``group[i]`` (0, 1, ...); with ``new_answer[i] >= 0`` it is a
+    rewriting prompt (``-log p(new_answer[i])`` at ``answer_pos[i]``), with ``-1`` a keep
+    prompt (KL to its own unedited next-word distribution there). Each edit's ``delta`` is
+    added at the ``key_pos`` of its own rows only and the edits' losses are summed, so the
+    gradients (and Adam, which acts per entry) are those of separate optimisations; an
+    edit stops moving once its rewriting prompts reach ``target_probability``. On a small
+    model a step costs about as much for one prompt as for tens (reading the weights
+    dominates), so one batch of many edits is many times faster than one call per edit.
+    ``info`` receives ``steps`` and ``p_new`` per edit (lists).
+    """
+    group = torch.as_tensor(group)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    new_answer = torch.as_tensor(new_answer)
+    missing = sorted(set(range(n_groups)) - set(group[new_answer >= 0].tolist()))
+    if missing:
+        raise ValueError(f"edits {missing} have no rewriting prompt (new_answer >= 0); each group needs one")
+    part = (_Resumed(model, tokens, key_pos, layer, attention_mask, answer_pos), new_answer, group)
+    return _optimise_values(model, [part], n_groups, steps=steps, lr=lr, kl_weight=kl_weight,
+                            weight_decay=weight_decay, target_probability=target_probability, seed=seed,
+                            clamp_norm_factor=clamp_norm_factor, info=info)
+
+
+def _optimise_values(model: Any, parts: list, n_groups: int, *, steps: int, lr: float, kl_weight: float,
+                     weight_decay: float, target_probability: float, seed: int, clamp_norm_factor: Optional[float],
+                     info: Optional[dict]) -> Float[Tensor, "group d_model"]:
+    """The optimisation behind :func:`target_value` and :func:`target_values` (ROME eq. 4).
+
+    ``parts``: ``(batch, new_answer, group)`` per batch run, rows as in :func:`target_values`."""
+    current, count = 0.0, torch.zeros(n_groups)
+    for batch, new, group in parts:  # each edit's current output: the mean over its rewriting rows
+        rewrite = new >= 0
+        sums = torch.zeros(n_groups, batch.mlp_out.shape[-1], dtype=batch.mlp_out.dtype)
+        current = current + sums.index_add(0, group[rewrite], batch.mlp_out[rewrite])
+        count += torch.bincount(group[rewrite], minlength=n_groups)
+    current = current / count[:, None]
+    original = [F.log_softmax(batch.logits.float(), -1) for batch, _, _ in parts]
     torch.manual_seed(seed)
     delta = torch.zeros_like(current, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=lr)
-
-    def add_delta(positions: Tensor):
-        def hook(act: Tensor, hook: Any) -> Tensor:
-            act = act.clone()
-            act[torch.arange(act.shape[0]), positions] += delta
-            return act
-
-        return hook
+    max_norm = None if clamp_norm_factor is None else clamp_norm_factor * current.norm(dim=-1, keepdim=True)
+    active = torch.ones(n_groups, dtype=torch.bool)
+    taken = torch.zeros(n_groups, dtype=torch.long)
+    p_new = torch.full((n_groups,), float("nan"))
 
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
         for p, _ in flags:
             p.requires_grad_(False)  # only delta learns
-        for _ in range(steps):
-            logits = model.run_with_hooks(tokens, fwd_hooks=[(name, add_delta(key_pos))])
-            log_probs = F.log_softmax(logits[rows, answer_pos].float(), -1)
-            if log_probs[:, new_answer].exp().mean() > target_probability:
+        for step in range(steps + 1):
+            nll, kl = torch.zeros(n_groups), torch.zeros(n_groups)
+            p_sum = torch.zeros(n_groups)
+            for (batch, new, group), unedited in zip(parts, original):
+                log_probs = F.log_softmax(batch.moved(delta[group]).float(), -1)
+                rewrite = new >= 0
+                picked = log_probs[rewrite, new[rewrite]]
+                nll = nll.index_add(0, group[rewrite], -picked / count[group[rewrite]])
+                p_sum = p_sum.index_add(0, group[rewrite], picked.detach().exp() / count[group[rewrite]])
+                if (~rewrite).any():
+                    keep = ~rewrite
+                    per_row = F.kl_div(log_probs[keep], unedited[keep], log_target=True, reduction="none").sum(-1)
+                    n_keep = torch.bincount(group[keep], minlength=n_groups).clamp(min=1)
+                    kl = kl.index_add(0, group[keep], per_row / n_keep[group[keep]])
+            p_new = torch.where(active, p_sum, p_new)
+            active &= p_sum <= target_probability
+            if not active.any() or step == steps:
                 break
-            loss = -log_probs[:, new_answer].mean() + weight_decay * delta.pow(2).sum()
-            if keep_tokens is not None:
-                edited_logits = model.run_with_hooks(keep_tokens, fwd_hooks=[(name, add_delta(torch.as_tensor(keep_key_pos)))])
-                edited_log_probs = F.log_softmax(edited_logits[keep_rows, torch.as_tensor(keep_answer_pos)].float(), -1)
-                loss = loss + kl_weight * F.kl_div(edited_log_probs, keep_log_probs, log_target=True,
-                                                   reduction="batchmean")
+            loss = (nll + kl_weight * kl + weight_decay * delta.pow(2).sum(-1))[active].sum()
             optimizer.zero_grad()
             loss.backward()
+            before = delta.detach().clone()
             optimizer.step()
+            taken += active
+            with torch.no_grad():
+                delta[~active] = before[~active]  # a finished edit stays put (Adam's momentum would move it)
+                if max_norm is not None:
+                    norm = delta.norm(dim=-1, keepdim=True)
+                    delta.mul_(torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm)))
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
+    if info is not None:
+        info.update(steps=taken.tolist(), p_new=p_new.tolist())
     return (current + delta).detach()
 
 

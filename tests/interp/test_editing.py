@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from interp.editing import edit_hooks, edited, key_covariance, rome_update, subject_key, target_value
+from interp.editing import (_Resumed, edit_hooks, edited, key_covariance, mlp_keys, rome_update, subject_key,
+                            target_value, target_values)
 from models.transformer import Transformer, TransformerConfig
 from tests.interp._bridges import tiny_bridge
 
@@ -81,3 +82,70 @@ def test_keep_prompts_without_their_key_positions_are_refused():
     prompts = torch.tensor([[1, 7, 8]])
     with pytest.raises(ValueError, match="keep_key_pos"):
         target_value(model, prompts, torch.tensor([2]), torch.tensor([2]), 3, 0, keep_tokens=prompts)
+
+
+def test_key_covariance_in_batches_with_a_mask_is_the_plain_second_moment():
+    model = tiny_transformer()
+    tokens = torch.randint(0, 20, (7, 6), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    mask[:, 0] = False
+    _, cache = model.run_with_cache(tokens)
+    keys = cache["blocks.1.mlp.hook_post"][mask].double()
+    expected = keys.T @ keys / len(keys)
+    C = key_covariance(model, tokens, 1, mask=mask, ridge=0.0, batch_size=3)
+    assert torch.allclose(C, expected, atol=1e-10), "batched, masked sums must equal the second moment of all keys"
+
+
+def test_mlp_keys_stop_the_forward_at_their_layer():
+    model = tiny_transformer()
+    later = []
+    model.blocks[1].hook_resid_pre.add_hook(lambda act, hook: later.append(1))
+    keys = mlp_keys(model, torch.tensor([[1, 5, 7]]), 0)
+    model.reset_hooks()
+    assert keys.shape == (1, 3, 32) and not later, "nothing after layer 0's MLP keys should run"
+    with pytest.raises(KeyError):
+        mlp_keys(model, torch.tensor([[1, 5, 7]]), 5)  # no such block: the hook name is refused
+
+
+def test_the_resumed_forward_moves_the_logits_as_the_full_forward_does():
+    model = tiny_transformer()
+    tokens = torch.tensor([[1, 5, 7, 3, 9], [2, 4, 6, 8, 3]])
+    key_pos, answer_pos = torch.tensor([2, 3]), torch.tensor([4, 4])
+    batch = _Resumed(model, tokens, key_pos, 1, None, answer_pos)
+    assert batch.resid is not None and batch.offset == 2, "our Transformer takes start_at_layer and prefix_kv"
+    delta = torch.randn(2, 16, generator=torch.Generator().manual_seed(3))
+
+    def add(act, hook):
+        act = act.clone()
+        act[torch.arange(2), key_pos] += delta
+        return act
+
+    full = model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.hook_mlp_out", add)])[torch.arange(2), answer_pos]
+    assert torch.allclose(batch.moved(delta), full, atol=1e-5)
+
+
+def test_values_of_several_edits_in_one_batch_equal_one_call_each():
+    model = tiny_transformer()
+    tokens = torch.tensor([[1, 7, 8, 3], [2, 7, 8, 3], [4, 9, 5, 6], [1, 9, 5, 2]])
+    key_pos, answer_pos = torch.tensor([2, 2, 2, 2]), torch.tensor([3, 3, 3, 3])
+    settings = dict(steps=15, lr=0.2, target_probability=0.999)
+    together = target_values(model, tokens, key_pos, answer_pos, torch.tensor([5, 5, 11, -1]),
+                             torch.tensor([0, 0, 1, 1]), 0, **settings)
+    first = target_value(model, tokens[:2], key_pos[:2], answer_pos[:2], 5, 0, **settings)
+    second = target_value(model, tokens[2:3], key_pos[2:3], answer_pos[2:3], 11, 0, keep_tokens=tokens[3:],
+                          keep_key_pos=key_pos[3:], keep_answer_pos=answer_pos[3:], **settings)
+    assert torch.allclose(together, torch.stack([first, second]), atol=1e-5), \
+        "edits share a batch but not their deltas, losses or Adam state"
+    with pytest.raises(ValueError, match="no rewriting prompt"):
+        target_values(model, tokens, key_pos, answer_pos, torch.tensor([5, 5, -1, -1]), torch.tensor([0, 0, 1, 1]), 0)
+
+
+def test_clamp_keeps_the_value_near_the_current_output_and_info_reports_the_steps():
+    model = tiny_transformer()
+    prompts, pos = torch.tensor([[1, 7, 8]]), torch.tensor([2])
+    current = model.run_with_cache(prompts)[1]["blocks.0.hook_mlp_out"][0, 2]
+    info = {}
+    v = target_value(model, prompts, pos, pos, 4, 0, steps=30, lr=1.0, weight_decay=0.0, clamp_norm_factor=0.5,
+                     target_probability=1.0, info=info)
+    assert (v - current).norm() <= 0.5 * current.norm() + 1e-5
+    assert info["steps"] == 30 and 0.0 <= info["p_new"] <= 1.0
