@@ -25,7 +25,7 @@ from typing import Optional
 
 import pandas as pd
 
-from analyses.facts import (AND_FLOOR, AND_OVER_TYPICAL, LOCALISED_CI_LOW, LOCALISED_OVER_ATTENTION,
+from analyses.facts import (AND_PROMOTES, BROKEN_STILL_RIGHT, LOCALISED_CI_LOW, LOCALISED_OVER_ATTENTION,
                             LOCALISED_SHARE_OF_GAP, subject_group_peak)
 from analyses.facts_lm import plots
 from analyses.facts_lm.known import known_facts
@@ -271,10 +271,16 @@ def fact_lm_claims(trace: dict, neurons: Optional[dict], edits: Optional[dict]) 
         Check("its 95% CI low", attn["ci"][0], ">", LOCALISED_CI_LOW),
         Check(f"peak depth (layer + 0.5) / {n_layers}", attn["depth"], ">=", LATE, fmt=".2f")))
     claims = [localised, early, late]
-    if neurons is not None:
-        claims.append(Claim("Neurons act as AND gates on the two names", "AND gate", (
-            Check("top neuron's AND score / max(|median neuron|, 0.05)",
-                  neurons["and_score"] / max(abs(neurons["typical"]), AND_FLOOR), ">", AND_OVER_TYPICAL),)))
+    if neurons is not None and "and_minus_decoy_ci" in neurons:
+        claims.append(Claim("Neurons act as AND gates on the two names", "AND gate beats a made-up name", (
+            Check("top neuron's AND-score lead over a made-up namesake, 95% CI low", neurons["and_minus_decoy_ci"][0],
+                  ">", 0.0),
+            Check("share whose top neuron ranks the object first in its relation", neurons["promotes"], ">=",
+                  AND_PROMOTES, fmt=".0%"))))
+        claims.append(Claim("Ablating those neurons breaks that fact", "ablation breaks the fact", (
+            Check("share of facts still answered after ablation", neurons["still_right"], "<=", BROKEN_STILL_RIGHT,
+                  fmt=".0%"),
+            Check("the fact's logit-margin drop, 95% CI low", neurons["margin_drop_this_ci"][0], ">", 0.0))))
     if edits is not None:
         claims.append(Claim("A rank-one MLP edit rewrites the fact", "ROME edit works", (
             Check("efficacy (new object beats old)", edits["efficacy"], ">=", EDIT_EFFICACY, fmt=".1%"),
