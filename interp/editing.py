@@ -171,26 +171,35 @@ class _Resumed:
             if not ok:
                 self.offset, self.resid, self.prefix = 0, None, None
 
-    def _resumed(self, fwd_hooks: list) -> Tensor:
+    def _resumed(self, fwd_hooks: list, rows: Optional[Tensor] = None) -> Tensor:
+        rows = self.rows if rows is None else rows
         n_layers = self.model.cfg.n_layers
+        prefix = None if self.prefix is None else [(k[rows], v[rows]) for k, v in self.prefix]
         with self.model.hooks(fwd_hooks=fwd_hooks):
-            resid = self.model(self.resid, start_at_layer=self.layer, stop_at_layer=n_layers, prefix_kv=self.prefix,
-                               **self.kwargs)
-        return self.model(resid[self.rows, self.answer_pos - self.offset][:, None], start_at_layer=n_layers)[:, 0]
+            resid = self.model(self.resid[rows], start_at_layer=self.layer, stop_at_layer=n_layers, prefix_kv=prefix,
+                               **self._kwargs(rows))
+        last = resid[torch.arange(len(rows)), self.answer_pos[rows] - self.offset]
+        return self.model(last[:, None], start_at_layer=n_layers)[:, 0]
 
-    def moved(self, delta: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_vocab"]:
-        """Logits at ``answer_pos`` with ``delta[i]`` added to row ``i``'s MLP output at its ``key_pos``."""
-        at = self.key_pos - self.offset
+    def _kwargs(self, rows: Tensor) -> dict:
+        return {name: mask[rows] for name, mask in self.kwargs.items()}
+
+    def moved(self, delta: Float[Tensor, "row d_model"], rows: Optional[Int[Tensor, "row"]] = None
+              ) -> Float[Tensor, "row d_vocab"]:
+        """Logits at ``answer_pos`` with ``delta[i]`` added to the MLP output at ``key_pos`` of row ``rows[i]``
+        (default: every row); the other rows are not run."""
+        rows = self.rows if rows is None else rows
+        at = self.key_pos[rows] - self.offset
 
         def add(act: Tensor, hook: Any) -> Tensor:
             act = act.clone()
-            act[self.rows, at] += delta
+            act[torch.arange(len(rows)), at] += delta
             return act
 
         if self.resid is None:
-            logits = self.model.run_with_hooks(self.tokens, fwd_hooks=[(self.out, add)], **self.kwargs)
-            return logits[self.rows, self.answer_pos]
-        return self._resumed([(self.out, add)])
+            logits = self.model.run_with_hooks(self.tokens[rows], fwd_hooks=[(self.out, add)], **self._kwargs(rows))
+            return logits[torch.arange(len(rows)), self.answer_pos[rows]]
+        return self._resumed([(self.out, add)], rows)
 
 
 def target_value(
@@ -330,7 +339,11 @@ def _optimise_values(model: Any, parts: list, n_groups: int, *, steps: int, lr: 
             nll, kl = torch.zeros(n_groups), torch.zeros(n_groups)
             p_sum = torch.zeros(n_groups)
             for (batch, new, group), unedited in zip(parts, original):
-                log_probs = F.log_softmax(batch.moved(delta[group]).float(), -1)
+                rows = torch.nonzero(active[group]).squeeze(1)  # a finished edit's prompts are not run again
+                if not len(rows):
+                    continue
+                new, group, unedited = new[rows], group[rows], unedited[rows]
+                log_probs = F.log_softmax(batch.moved(delta[group], rows).float(), -1)
                 rewrite = new >= 0
                 picked = log_probs[rewrite, new[rewrite]]
                 nll = nll.index_add(0, group[rewrite], -picked / count[group[rewrite]])

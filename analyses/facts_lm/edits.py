@@ -13,16 +13,17 @@ Example::
     summarise_scores(counterfact_scores(run.prompts))   # ES PS NS EM PM NM, edited and unedited
 
 Protocol (Meng et al. 2022, "Locating and Editing Factual Associations in GPT", sec. 3 and
-4.2-4.3; hyperparameters as in their ``hparams/ROME/gpt2-xl.json`` where nothing below says
-otherwise). For a known fact (subject, relation, old object) the new object is another
-object of the same relation whose first token differs from the old one's (CounterFact's
-counterfactuals), chosen by a seed. The rank-one update of ``blocks.{layer}.mlp.W_out``
-(:mod:`interp.editing`) uses
+their code; :class:`EditSettings` gives ROME's GPT-2 XL setting, from their
+``hparams/ROME/gpt2-xl.json``, beside each of ours). For a known fact (subject, relation,
+old object) the new object is another object of the same relation whose first token
+differs from the old one's (CounterFact's counterfactuals), chosen by a seed. The rank-one
+update of ``blocks.{layer}.mlp.W_out`` (:mod:`interp.editing`) uses
 
 - ``C = E[k k^T]`` of ``blocks.{layer}.mlp.hook_post`` over news text shipped with gensim
   (``gensim/test/test_data/lee_background.cor``, 75,680 SmolLM2 tokens; by default the
-  first 32,768 in chunks of 128, every position but each chunk's first, where SmolLM2's
-  keys are atypical: ROME used 100,000 Wikipedia samples);
+  first 32,768 in 256 chunks of 128, every position but each chunk's first, where SmolLM2's
+  keys are atypical: 32,512 keys; ROME: 100,000 Wikipedia articles of up to 1,024 tokens,
+  every position);
 - ``k*``: the key at the subject's last token of the main-template prompt, averaged over
   the bare prompt and ``n_contexts`` prefixed copies, each prefix a short text sampled from
   the model after its end-of-text token (half 5, half 10 tokens; ROME: 20 such prefixes);
@@ -62,6 +63,7 @@ from tqdm.auto import tqdm
 
 from analyses.facts_lm.known import object_token, object_tokens, subject_span
 from interp.editing import edited, key_covariance, mlp_keys, rome_update, target_values
+from interp.resume import reproduces
 from models.data.known_facts import RELATIONS, Fact, Relation
 from models.transformer.sampling import generate
 from models.zoo import cache_dir
@@ -84,7 +86,7 @@ SCORES = ("ES", "PS", "NS", "EM", "PM", "NM")
 class EditSettings:
     """How the edits are made and measured; ``EditSettings.quick()`` for tests (about a tenth of the work)."""
 
-    covariance_tokens: int = 32_768  # of the text's 75,680 (ROME: 100,000 Wikipedia samples)
+    covariance_tokens: int = 32_768  # of the text's 75,680 (ROME: 100,000 Wikipedia articles)
     chunk: int = 128  # tokens per covariance row
     skip: int = 1  # positions left out at each chunk's start
     n_contexts: int = 10  # sampled prefixes averaged into k* besides the bare prompt (ROME: 20)
@@ -349,12 +351,22 @@ def _subject_keys(model: Any, plan: list[Edit], prefixes: list[str], layer: int,
 
 def _values(model: Any, plan: list[Edit], prefixes: list[str], layer: int, settings: EditSettings,
             relations: Mapping[str, Relation]) -> tuple[Float[Tensor, "edit d_model"], list[dict]]:
-    """``v*`` of each edit (ROME eq. 4), ``edits_per_batch`` edits optimised together."""
-    values, info = [], []
-    batches = range(0, len(plan), settings.edits_per_batch)
-    for start in tqdm(batches, desc=f"ROME values at layer {layer}", leave=False):
+    """``v*`` of each edit (ROME eq. 4), ``edits_per_batch`` edits optimised together.
+
+    A batch runs from its earliest subject on, so edits are batched with others whose main
+    template leaves about as many tokens after the subject."""
+    def tail(edit: Edit) -> int:
+        prompt = relations[edit.fact.relation].main.format(edit.fact.subject)
+        return len(model.tokenizer.encode(prompt)) - subject_span(model.tokenizer, prompt, edit.fact.subject)[1]
+
+    order = sorted(range(len(plan)), key=lambda i: (tail(plan[i]), i))
+    values = torch.zeros(len(plan), model.cfg.d_model, dtype=model.blocks[layer].mlp.W_out.dtype)
+    info: list[dict] = [{} for _ in plan]
+    size = settings.edits_per_batch
+    batches = [order[start : start + size] for start in range(0, len(plan), size)]
+    for batch in tqdm(batches, desc=f"ROME values at layer {layer}", leave=False):
         texts, subjects, new, group = [], [], [], []
-        for g, edit in enumerate(plan[start : start + settings.edits_per_batch]):
+        for g, edit in enumerate(plan[i] for i in batch):
             prompt = relations[edit.fact.relation].main.format(edit.fact.subject)
             rewrite = [_in_context(prefix, prompt) for prefix in prefixes[: settings.n_value_contexts]]
             texts += rewrite + [_in_context(prefixes[1], f"{edit.fact.subject} is a")]  # the essence prompt
@@ -363,13 +375,14 @@ def _values(model: Any, plan: list[Edit], prefixes: list[str], layer: int, setti
             group += [g] * (len(rewrite) + 1)
         tokens, mask, key_pos, answer_pos = _subject_batch(model.tokenizer, texts, subjects)
         reached: dict = {}
-        values.append(target_values(model, tokens, key_pos, answer_pos, torch.tensor(new), torch.tensor(group), layer,
-                                    attention_mask=mask, steps=settings.steps, lr=settings.lr,
-                                    kl_weight=settings.kl_weight, weight_decay=settings.weight_decay,
-                                    target_probability=settings.target_probability,
-                                    clamp_norm_factor=settings.clamp_norm_factor, info=reached))
-        info += [{"value_steps": s, "p_new_at_value": p} for s, p in zip(reached["steps"], reached["p_new"])]
-    return torch.cat(values), info
+        values[batch] = target_values(model, tokens, key_pos, answer_pos, torch.tensor(new), torch.tensor(group), layer,
+                                      attention_mask=mask, steps=settings.steps, lr=settings.lr,
+                                      kl_weight=settings.kl_weight, weight_decay=settings.weight_decay,
+                                      target_probability=settings.target_probability,
+                                      clamp_norm_factor=settings.clamp_norm_factor, info=reached)
+        for i, steps, p_new in zip(batch, reached["steps"], reached["p_new"]):
+            info[i] = {"value_steps": steps, "p_new_at_value": p_new}
+    return values, info
 
 
 def _update_shares(model: Any, layer: int, C: Tensor, keys: Tensor, requests: list[dict],
@@ -410,6 +423,23 @@ def _requests(tokenizer: Any, index: int, edit: Edit, relations: Mapping[str, Re
     return out
 
 
+_LAST_ONLY: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
+def _next_token_logits(model: Any, tokens: Tensor, mask: Tensor) -> Float[Tensor, "batch d_vocab"]:
+    """The last position's logits, the unembedding run there alone (a fifth of SmolLM2's forward per
+    position) where that reproduces the model's own logits (checked on the first batch of each model)."""
+    n_layers = model.cfg.n_layers
+    if _LAST_ONLY.get(model, True):
+        resid = model(tokens, attention_mask=mask, stop_at_layer=n_layers)[:, -1:]
+        logits = model(resid, start_at_layer=n_layers)[:, -1].float()
+        if model not in _LAST_ONLY:
+            _LAST_ONLY[model] = reproduces(logits, model(tokens, attention_mask=mask)[:, -1].float())
+        if _LAST_ONLY[model]:
+            return logits
+    return model(tokens, attention_mask=mask)[:, -1].float()
+
+
 @torch.no_grad()
 def _probabilities(model: Any, requests: list[dict], batch_size: int = 64) -> np.ndarray:
     """[request 3]: the next-token probability of each request's ``true_id`` and ``new_id``, and the most
@@ -421,7 +451,7 @@ def _probabilities(model: Any, requests: list[dict], batch_size: int = 64) -> np
     out = torch.zeros(len(requests), 3, dtype=torch.float64)
     for start in range(0, len(prompts), batch_size):
         tokens, mask = model.tokenizer.batch(prompts[start : start + batch_size], padding_side="left")
-        probs = torch.softmax(model(tokens, attention_mask=mask)[:, -1].float(), -1)
+        probs = torch.softmax(_next_token_logits(model, tokens, mask), -1)
         mine = (rows >= start) & (rows < start + len(tokens))
         out[mine, :2] = probs[rows[mine, None] - start, ids[mine]].double()
         out[mine, 2] = probs.argmax(-1)[rows[mine] - start].double()
@@ -439,11 +469,16 @@ def _generations(model: Any, plan: list[Edit], deltas: list[Tensor], layer: int,
         with edited(model, layer, delta):
             after = generate(model, prompts, max_new_tokens=settings.generation_tokens, temperature=0)
         for prompt, b, a in zip(prompts, before, after):
-            b, a = b[len(prompt):] if b.startswith(prompt) else b, a[len(prompt):] if a.startswith(prompt) else a
+            b, a = (_one_line(text[len(prompt):] if text.startswith(prompt) else text) for text in (b, a))
             rows.append({"subject": edit.fact.subject, "old": edit.fact.object, "new": edit.new, "prompt": prompt,
                          "unedited": b, "edited": a, "new_in_edited": edit.new.lower() in a.lower(),
                          "old_in_edited": edit.fact.object.lower() in a.lower()})
     return pd.DataFrame(rows)
+
+
+def _one_line(text: str) -> str:
+    """A continuation for a table cell: line breaks shown as the return sign, not breaking the row."""
+    return " ⏎ ".join(line.strip() for line in text.strip().splitlines())
 
 
 def _edit_table(prompts: pd.DataFrame, plan: list[Edit], per_edit: list[dict]) -> pd.DataFrame:
@@ -528,8 +563,22 @@ def summarise_scores(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scores_by_relation(run: "EditRun") -> pd.DataFrame:
+    """Per relation: edits, mean ES / PS / NS and neighbours kept (fractions), and the update's mean share
+    at the subject of the edit prompts, the paraphrases and the neighbours."""
+    scores = counterfact_scores(run.prompts)
+    scores = scores[scores.condition == "edited"].merge(run.edits[["relation", "neighbours_kept"]],
+                                                       left_on="edit", right_index=True)
+    table = scores.groupby("relation")[["ES", "PS", "NS", "neighbours_kept"]].mean()
+    table.insert(0, "edits", scores.groupby("relation").size())
+    edited_prompts = run.prompts[run.prompts.condition == "edited"]
+    shares = edited_prompts.pivot_table(index="relation", columns="kind", values="update_share", aggfunc="mean")
+    table = table.join(shares.rename(columns=lambda kind: f"update_share_{kind}"))
+    return table.reset_index()
+
+
 def reference_table(summary: pd.DataFrame, model_name: str = "SmolLM2-135M") -> pd.DataFrame:
-    """The scores beside ROME's published GPT-2 XL ones (NaN where the source gave none)."""
+    """The scores beside ROME's published GPT-2 XL ones (blank where the source gave none)."""
     wide = []
     for score in SCORES:
         row = {"score": score}
@@ -537,7 +586,7 @@ def reference_table(summary: pd.DataFrame, model_name: str = "SmolLM2-135M") -> 
             r = summary[(summary.score == score) & (summary.condition == condition)].iloc[0]
             label = f"{model_name} {'+ ROME' if condition == 'edited' else 'unedited'}"
             row[label] = f"{r['mean']:.1f} [{r['low']:.1f}, {r['high']:.1f}]"
-        row["GPT-2 XL + ROME (Meng et al. 2022)"] = ROME_GPT2_XL.get(score, np.nan)
+        row["GPT-2 XL + ROME (Meng et al. 2022)"] = ROME_GPT2_XL.get(score, "")
         wide.append(row)
     return pd.DataFrame(wide)
 
@@ -562,8 +611,9 @@ def plot_scores(summary: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel(label)
         ax.axhline(0, color="grey", lw=0.5)
     axes[0].set_ylim(0, 105)
-    axes[0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 
@@ -621,6 +671,10 @@ def edit_section(report: Any, model: Any, known_table: pd.DataFrame, layer: int,
     section.figure(plot_scores(summary), "edit_scores",
                    "Scores unedited (grey) and after each edit (blue), 95% intervals over edits; diamonds: ROME on "
                    "GPT-2 XL (Meng et al. 2022, Table 4).")
+    section.table(scores_by_relation(run), "edit_scores_by_relation",
+                  "Per relation, mean over its edits (fractions): the scores, the share of neighbourhood prompts "
+                  "keeping their most likely token, and how much of the update reaches each kind of prompt at its "
+                  "subject's last token (`k C^-1 k* / k* C^-1 k*`).")
     section.table(run.edits, "edits", "One row per edit (each applied alone and undone): probabilities of the new "
                   "and old objects' first tokens on the edit prompt before and after, the edit's paraphrase and "
                   "neighbourhood scores, the v* optimisation (steps, P(new) it reached) and the update's norm.",
@@ -674,7 +728,7 @@ def _section_text(out: dict, run: EditRun, settings: EditSettings) -> str:
         f"neighbours. {_by_position(out)} "
         f"**What differs from ROME.** A 4-bit quantised 135M model (30 layers) instead of GPT-2 XL (48); "
         f"{settings.covariance_tokens:,} tokens of news text for the covariance instead of 100,000 Wikipedia "
-        f"samples; {settings.n_contexts} context prefixes instead of 20, {settings.n_value_contexts} rewriting prompts "
-        f"in `v*` instead of 21; hand-written facts and templates instead of CounterFact; no fluency (GE) or "
+        f"articles; {settings.n_contexts} context prefixes instead of 20, {settings.n_value_contexts} rewriting "
+        f"prompts in `v*` instead of 21; hand-written facts and templates instead of CounterFact; no fluency (GE) or "
         f"consistency (RS) score, only the generations below. Time: covariance {t['covariance']:.0f} s, keys and "
         f"values {t['keys_and_values']:.0f} s, scoring {t['scoring']:.0f} s, generation {t['generation']:.0f} s.")

@@ -197,7 +197,8 @@ def test_quick_edit_section_runs_and_beats_the_unedited_baseline(smollm2):
     assert 0.0 <= out["neighbours_kept"] <= 1.0
     section = report.sections[-1]
     tables = {item.name: item.df for item in section.items if hasattr(item, "df")}
-    assert set(tables) == {"edit_scores", "edits", "edit_generations"}
+    assert set(tables) == {"edit_scores", "edit_scores_by_relation", "edits", "edit_generations"}
+    assert tables["edit_scores_by_relation"].edits.sum() == 4
     assert tables["edit_scores"].score.tolist() == list(E.SCORES)
     assert len(tables["edits"]) == 4 and {"p_new_before", "p_new_after", "p_old_after"} <= set(tables["edits"])
     assert len(tables["edit_generations"]) == 2 * 2
