@@ -438,7 +438,8 @@ def _write_section(report: Any, s: dict, facts: pd.DataFrame, table: pd.DataFram
         f"{s['act_partner']:.2f} for the better partner group. But a made-up name's top neuron scores "
         f"{_fmt(s, 'and_score_decoy')}; the real person's lead is {_fmt(s, 'and_minus_decoy')}. "
         + ("AND-like neurons stand out for people the model knows, beyond what any name pair draws. " if exist else
-           "That interval reaches zero: AND-like neurons turn up for made-up names too, so these are not shown to be "
+           ("That interval reaches zero" if s["and_minus_decoy_ci"][1] >= 0 else "That interval lies below zero")
+           + ": AND-like neurons turn up for made-up names too, so these are not shown to be "
            "specific to people the model knows. ")
         + ("Their output rows write the object more often than chance" if s["promotes_ci"][0] > s["promotes_chance"]
            else "Their output rows do not write the object more often than chance")
