@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +35,8 @@ import safetensors
 import safetensors.torch as st  # called as st.save_file so tests can simulate a crash
 import torch
 from torch import nn
+
+from models import file_format
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -95,33 +96,33 @@ def save_tensors(
 
 
 def check_safetensors(path: str | os.PathLike) -> None:
-    """Raise ``ValueError`` unless ``path`` starts like a safetensors file.
+    """Raise ``ValueError`` unless ``path`` is a valid safetensors file, saying what it is.
 
-    A safetensors file is an 8-byte little-endian header length followed by a JSON
-    header. Checking that before parsing lets us name what the file is instead
-    (``torch.save`` writes a zip archive, ``pickle.dump`` starts with 0x80).
+    Validity is parsed as the safetensors specification states it (``models.file_format``):
+    the header length, a JSON header that agrees with the file size. Only a file that fails
+    that is named from its first bytes (``torch.save`` writes a zip archive, ``pickle.dump``
+    opens with 0x80 and a protocol number), so a valid file whose header length happens to
+    start with the byte 0x80 is read, not mistaken for a pickle.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {path}")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(9)
-    refuse = (
-        f"{path} is not a safetensors file{{}}; interp never loads pickles because "
-        "unpickling runs arbitrary code. Re-save the weights with "
-        "models.checkpoint.save_model (or safetensors.torch.save_file) from a trusted "
-        "environment."
+    problem = file_format.safetensors_problem(path)
+    if problem is None:
+        return
+    what = file_format.looks_like(path)
+    if what is not None:
+        raise ValueError(
+            f"{path} is not a safetensors file (it is {what}); interp never loads pickles "
+            "because unpickling runs arbitrary code. Re-save the weights with "
+            "models.checkpoint.save_model (or safetensors.torch.save_file) from a trusted "
+            "environment."
+        )
+    raise ValueError(
+        f"{path} is not a safetensors file ({problem}); it may be truncated or "
+        "corrupted: save it again (models.checkpoint.save_model), or delete it to have the "
+        "zoo rebuild it. interp never loads pickles."
     )
-    if head.startswith(b"PK\x03\x04"):
-        raise ValueError(refuse.format(" (it is a zip archive, as torch.save writes)"))
-    if head[:1] == b"\x80":
-        raise ValueError(refuse.format(" (it is a Python pickle)"))
-    if len(head) < 9:
-        raise ValueError(refuse.format(f" (only {size} bytes long)"))
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if header_len > size - 8 or head[8:9] != b"{":
-        raise ValueError(refuse.format(" (its header is not a safetensors header)"))
 
 
 def load_tensors(
