@@ -57,6 +57,7 @@ class Config:
     top_k: int = 5  # AND neurons ablated per fact
     edits: bool = True
     n_edits: int = 50
+    small_parts: bool = False  # the neuron and edit parts' quick settings (fewer facts, partners, covariance tokens)
     toy_report: str = "reports/facts/results.json"  # the toy facts analysis's results, to set beside
 
     def __post_init__(self) -> None:
@@ -72,7 +73,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(facts_per_relation=8, n_trace_facts=2, samples=2, top_k=3, n_edits=3)
+        return cls(facts_per_relation=8, n_trace_facts=2, samples=2, top_k=3, n_edits=3, small_parts=True)
 
 
 def run(config: Config) -> Report:
@@ -98,12 +99,14 @@ def run(config: Config) -> Report:
 
         note("facts_lm: AND-gate neurons")
         neurons = neuron_section(report, model, table, trace["neuron_layers"], top_k=config.top_k, seed=config.seed,
-                                 quick=config.n_trace_facts is not None and config.n_trace_facts < 4)
+                                 quick=config.small_parts)
     if config.edits:
-        from analyses.facts_lm.edits import edit_section
+        from analyses.facts_lm.edits import EditSettings, edit_section
 
         note(f"facts_lm: {config.n_edits} ROME edits")
-        edits = edit_section(report, model, table, trace["edit_layer"], n_edits=config.n_edits, seed=config.seed)
+        settings = EditSettings.quick() if config.small_parts else EditSettings()
+        edits = edit_section(report, model, table, trace["edit_layer"], n_edits=config.n_edits, seed=config.seed,
+                             settings=settings)
     _verdict_section(report, config, trace, lens_result, neurons, edits)
     return report
 

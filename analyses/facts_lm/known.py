@@ -11,6 +11,7 @@ ROME kept the facts GPT-2 XL answered correctly ("known 1000"); so do we, on the
 template of each relation (the held-out one is never used to select).
 """
 
+import weakref
 from typing import Any, Sequence
 
 import pandas as pd
@@ -43,18 +44,23 @@ def subject_span(tokenizer: Any, prompt: str, subject: str) -> tuple[int, int]:
     return tokenizer.span_tokens(prompt, subject)
 
 
+_CHECKED: "weakref.WeakSet[Any]" = weakref.WeakSet()  # models whose last-position unembedding was checked
+
+
 @torch.no_grad()
 def last_logits(model: Any, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
     """Next-token logits [len(prompts) d_vocab] after each prompt (left-padded batches; the unembedding runs at
-    the last position only, the first batch checked against the model's own logits)."""
+    the last position only, checked against the model's own logits on a model's first batch)."""
     out = []
     n_layers = model.cfg.n_layers
     for start in range(0, len(prompts), batch_size):
         tokens, mask = model.tokenizer.batch(list(prompts[start : start + batch_size]), padding_side="left")
         resid = model(tokens, attention_mask=mask, stop_at_layer=n_layers)[:, -1:]
         logits = model(resid, start_at_layer=n_layers)[:, -1].float()
-        if start == 0 and not torch.allclose(logits, model(tokens, attention_mask=mask)[:, -1].float(), atol=1e-4):
-            raise RuntimeError("unembedding the last position alone differs from the model's own logits")
+        if model not in _CHECKED:  # once per model
+            if not torch.allclose(logits, model(tokens, attention_mask=mask)[:, -1].float(), atol=1e-4):
+                raise RuntimeError("unembedding the last position alone differs from the model's own logits")
+            _CHECKED.add(model)
         out.append(logits)
     return torch.cat(out)
 
