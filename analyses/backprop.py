@@ -46,7 +46,7 @@ class Config:
             except ValueError:
                 sizes = []
             if len(sizes) < 2 or min(sizes) < 1:
-                raise ValueError(f"shape {shape!r} must be layer widths joined by '-', e.g. '64-16-16-10'")
+                raise ValueError(f"shapes: {shape!r} must be layer widths joined by '-', e.g. '64-16-16-10'")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0 < self.fd_step < 1e-2:

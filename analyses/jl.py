@@ -47,9 +47,10 @@ class Config:
         if self.n < 2 or self.d < 1:
             raise ValueError(f"need n >= 2 vectors and d >= 1 dimensions, got n={self.n}, d={self.d}")
         if any(not 0 < e < 1 for e in self.eps_values):
-            raise ValueError(f"every eps must lie strictly between 0 and 1, got {self.eps_values}")
+            raise ValueError(f"eps_values: every eps must lie strictly between 0 and 1, got {self.eps_values}")
         if len(self.capacity_dims) != len(self.eps_values):
-            raise ValueError("capacity_dims needs one tuple of dimensions per eps value")
+            raise ValueError(f"capacity_dims needs one tuple of dimensions per value of eps_values, got "
+                             f"{len(self.capacity_dims)} for {len(self.eps_values)}")
         if self.steps < 1 or self.capacity_steps < 1 or self.random_steps < 1:
             raise ValueError("steps, random_steps and capacity_steps must be >= 1")
 

@@ -55,18 +55,23 @@ class Config:
     batch_size: int = 1024
 
     def __post_init__(self):
-        for s in self.intro_sparsities + self.intro_shown + (self.sae_sparsity,):
-            if not 0 <= s < 1:
-                raise ValueError(f"sparsities must lie in [0, 1), got {s}")
+        for name in ("intro_sparsities", "intro_shown", "sae_sparsity"):
+            values = getattr(self, name)
+            for s in values if isinstance(values, tuple) else (values,):
+                if not 0 <= s < 1:
+                    raise ValueError(f"{name}: sparsities must lie in [0, 1), got {s}")
         if not set(self.intro_shown) <= set(self.intro_sparsities):
             raise ValueError("intro_shown must be a subset of intro_sparsities")
-        if self.dim_hidden >= self.dim_features or self.sae_hidden >= self.sae_features:
-            raise ValueError("superposition needs more features than hidden dimensions")
-        if self.dim_max_inverse_density <= 1:
+        for features, hidden in (("dim_features", "dim_hidden"), ("sae_features", "sae_hidden")):
+            if getattr(self, hidden) >= getattr(self, features):
+                raise ValueError(f"superposition needs more features than hidden dimensions: {features}="
+                                 f"{getattr(self, features)} must exceed {hidden}={getattr(self, hidden)}")
+        if not self.dim_max_inverse_density > 1:
             raise ValueError("dim_max_inverse_density (largest 1/(1-S)) must exceed 1")
-        if min(self.intro_steps, self.dim_steps, self.phase_steps, self.sae_steps, self.phase_grid,
-               self.restarts, self.dim_sparsities, self.batch_size) < 1:
-            raise ValueError("step counts, grid sizes and batch_size must be positive")
+        for name in ("intro_steps", "dim_steps", "phase_steps", "sae_steps", "phase_grid", "restarts",
+                     "dim_sparsities", "batch_size", "dim_hidden", "sae_hidden", "sae_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @classmethod
     def quick(cls) -> "Config":

@@ -16,6 +16,7 @@ Example::
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from typing import Any
 
@@ -41,6 +42,11 @@ def parse_value(text: str, annotation: Any) -> Any:
             except ValueError as error:
                 errors.append(str(error))
         raise ValueError("; ".join(errors))
+    if origin is typing.Literal:
+        for choice in args:
+            if text == str(choice):
+                return choice
+        raise ValueError(f"{text!r} is not one of {', '.join(map(str, args))}")
     if origin in (tuple, list):
         items = [t for t in text.strip("()[]").split(",") if t.strip()]
         inner = args[0] if args else str
@@ -52,12 +58,30 @@ def parse_value(text: str, annotation: Any) -> Any:
         if text.lower() in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"{text!r} is not a boolean (use true or false)")
-    if annotation in (int, float, str):
+    if annotation is int:
+        return parse_int(text)
+    if annotation in (float, str):
         try:
-            return annotation(float(text)) if annotation is int and "e" in text.lower() else annotation(text)
+            return annotation(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a valid {annotation.__name__}") from None
     return text
+
+
+def parse_int(text: str) -> int:
+    """An integer, also written as a whole number in exponent form (``1e5``); ``1e-3`` or
+    ``2.5`` is refused, not rounded to 0 or 2."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a valid int") from None
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{text!r} is not a valid int (a whole number such as 1000 or 1e3)")
+    return int(number)
 
 
 def apply_overrides(config: Any, assignments: list[str]) -> Any:

@@ -1,5 +1,6 @@
 """Configuration of the from-scratch transformer: the GPT-2 family and the Llama family."""
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -59,6 +60,7 @@ class TransformerConfig:
     seed: Optional[int] = 0
 
     def __post_init__(self) -> None:
+        self._check_types()
         for name in ("d_model", "n_layers", "n_heads", "d_vocab", "n_ctx"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -106,6 +108,24 @@ class TransformerConfig:
             raise ValueError(f"init_range must be positive, got {self.init_range!r}.")
         if not self.eps > 0:
             raise ValueError(f"eps must be positive, got {self.eps!r}.")
+
+    def _check_types(self) -> None:
+        """Refuse values of the wrong type by field name (``d_mlp=True`` is an int to Python,
+        ``eps="1e-5"`` would fail later inside a comparison)."""
+        def integer(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        for name in ("d_mlp", "d_head", "rotary_dim", "n_key_value_heads", "seed"):
+            value = getattr(self, name)
+            if value is not None and not integer(value):
+                raise ValueError(f"{name} must be an integer or None, got {value!r}.")
+        for name in ("gated_mlp", "tied_embeddings", "use_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        for name in ("rotary_base", "init_range", "eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}.")
 
     @property
     def n_kv_heads(self) -> int:

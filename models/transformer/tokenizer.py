@@ -76,7 +76,7 @@ class _VocabTokenizer:
 
     def to_str_tokens(self, input: Union[str, Tensor, list[int]], prepend_bos: bool = True) -> list[str]:
         """The token strings of one text or one sequence of ids."""
-        ids = self.encode(input, prepend_bos) if isinstance(input, str) else token_ids(input)
+        ids = self.encode(input, prepend_bos) if isinstance(input, str) else self.checked_ids(input)
         return [self.vocab[i] for i in ids]
 
     def to_string(self, tokens: Union[Tensor, list[int]]) -> Union[str, list[str]]:
@@ -84,7 +84,17 @@ class _VocabTokenizer:
         if isinstance(tokens, Tensor) and tokens.ndim == 2:
             return [self.to_string(row) for row in tokens]
         skip = {self.pad_token_id, self.bos_token_id}
-        return self.joiner.join(self.vocab[i] for i in token_ids(tokens) if i not in skip)
+        return self.joiner.join(self.vocab[i] for i in self.checked_ids(tokens) if i not in skip)
+
+    def checked_ids(self, tokens: Union[Tensor, list[int]]) -> list[int]:
+        """``token_ids(tokens)``, refusing ids outside the vocabulary (a negative id would
+        otherwise index from the end of it)."""
+        ids = token_ids(tokens)
+        bad = [i for i in ids if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.d_vocab]
+        if bad:
+            raise ValueError(f"token id {bad[0]!r} is outside the vocabulary of {self.d_vocab} tokens "
+                             f"(ids 0 to {self.d_vocab - 1}); were these tokens made by another tokenizer?")
+        return ids
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the tokenizer as JSON (``kind`` and ``vocab``)."""
