@@ -1,4 +1,5 @@
-"""Figures of the facts_lm analysis: ROME-style trace heatmaps, effect curves with intervals, the logit lens."""
+"""Figures of the facts_lm analysis: ROME-style trace heatmaps, effect curves with intervals, the logit lens,
+AND-gate neurons and ROME edits' scores."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -6,6 +7,8 @@ import pandas as pd
 import seaborn as sns
 
 from analyses.facts.plots import KIND_NAMES
+from analyses.facts_lm.and_ablation import GROUPS, per_fact
+from analyses.facts_lm.edit_scores import ROME_GPT2_XL
 
 GROUP_ORDER = ["before subject", "first subject token", "middle subject tokens", "last subject token",
                "first subsequent token", "further tokens", "last token"]
@@ -86,3 +89,54 @@ def _layer_ticks(ax: plt.Axes, layers, every: int = 4) -> None:
     layers = list(layers)
     ax.set_xticks([i + 0.5 for i in range(0, len(layers), every)], [str(layers[i]) for i in range(0, len(layers), every)],
                   rotation=0)
+
+
+def plot_neurons(table: pd.DataFrame, decoys: pd.DataFrame, ablation: pd.DataFrame) -> plt.Figure:
+    """Left: each fact's top AND score beside its decoy's and the median neuron's. Right: margin change per group."""
+    top, decoy_top = table[table["rank"] == 1], decoys[decoys["rank"] == 1]
+    scores = pd.concat([
+        pd.DataFrame({"kind": "top neuron, real person", "score": top.and_score.to_numpy()}),
+        pd.DataFrame({"kind": "top neuron, made-up name", "score": decoy_top.and_score.to_numpy()}),
+        pd.DataFrame({"kind": "median neuron, real person", "score": top.median_score.to_numpy()})])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    palette = sns.color_palette("colorblind")
+    sns.boxplot(scores, x="kind", y="score", ax=axes[0], color="white", fliersize=0)
+    sns.stripplot(scores, x="kind", y="score", ax=axes[0], hue="kind", palette=palette[:3], size=4, legend=False)
+    axes[0].set_xlabel("")
+    axes[0].set_ylabel("AND score (neuron's standard deviations)")
+    axes[0].tick_params(axis="x", labelsize=8)
+    facts = per_fact(ablation)
+    order = [g for g in (*GROUPS, "random neurons, this fact") if g in set(facts.group)]
+    sns.barplot(facts, x="group", y="margin_drop", order=order, ax=axes[1], errorbar=("ci", 95), color=palette[3])
+    sns.stripplot(facts, x="group", y="margin_drop", order=order, ax=axes[1], color="black", alpha=0.5, size=3)
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set_xlabel("")
+    axes[1].set_ylabel("drop in the object's logit margin")
+    axes[1].tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+def plot_scores(summary: pd.DataFrame) -> plt.Figure:
+    """CounterFact's scores, unedited and edited, with 95% intervals over edits; ROME's GPT-2 XL scores as diamonds."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), gridspec_kw={"width_ratios": [1, 1]})
+    colours = {"unedited": "#9e9e9e", "edited": "#1f77b4"}
+    for ax, scores, label in ((axes[0], ("ES", "PS", "NS"), "score (%)"),
+                              (axes[1], ("EM", "PM", "NM"), "magnitude (percentage points)")):
+        for j, condition in enumerate(("unedited", "edited")):
+            sub = summary[summary.condition == condition].set_index("score").loc[list(scores)]
+            x = np.arange(len(scores)) + (j - 0.5) * 0.38
+            err = np.vstack([sub["mean"] - sub["low"], sub["high"] - sub["mean"]]).clip(min=0)
+            ax.bar(x, sub["mean"], width=0.36, color=colours[condition], label=condition,
+                   yerr=np.nan_to_num(err), capsize=3)
+        reference = [ROME_GPT2_XL.get(s, np.nan) for s in scores]
+        if not np.isnan(reference).all():
+            ax.scatter(np.arange(len(scores)) + 0.19, reference, marker="D", color="black", zorder=3,
+                       label="GPT-2 XL + ROME (Meng et al. 2022)")
+        ax.set_xticks(np.arange(len(scores)), scores)
+        ax.set_ylabel(label)
+        ax.axhline(0, color="grey", lw=0.5)
+    axes[0].set_ylim(0, 105)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return fig
