@@ -10,6 +10,7 @@ The light commands (``list``, ``params``, ``--help``) import neither torch nor a
 module, so they answer at once; ``run`` and ``chat`` import what they need when called.
 """
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -19,20 +20,74 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
+# typer 0.29 vendors click; its usage errors are these classes
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 import analyses  # light: a name table and the standard library
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mechanistic interpretability toolkit.")
+BUG_HINT = ("this is a bug in interp, not a mistake in your command: please report it to the interp "
+            "maintainers with the traceback above and the command you ran")
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Every mistake in a command line is one line on stderr and exit code 2.
+
+    click prints usage errors (an unknown option, a seed that is not a number) as a boxed
+    paragraph; here each is one line ending with the ``--help`` to read. Ctrl-C is one line
+    and exit code 130. Anything else escaping a command is a bug: its traceback is kept and
+    followed by where to report it.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:  # a bare `interp` or `interp zoo`: the help is the answer
+            error.show()
+            sys.exit(2)
+        except UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else prog_name or "interp"
+            _say(f"{error.format_message()} (see '{where} --help')")
+            sys.exit(2)
+        except ClickException as error:
+            _say(error.format_message())
+            sys.exit(error.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            code = INTERRUPTED
+        except Exception:
+            traceback.print_exc()
+            _say(BUG_HINT)
+            sys.exit(1)
+        if code == INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130, silently
+            _say("interrupted; reports already written are complete and the one being written was not "
+                 "replaced (the previous one is intact)")
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _say(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mechanistic interpretability toolkit.",
+                  cls=OneLineErrors)
 zoo_app = typer.Typer(no_args_is_help=True, help="The cache of trained subjects ($INTERP_CACHE, default "
                                                  "~/.cache/interp/zoo): list, clear or retrain them.")
 app.add_typer(zoo_app, name="zoo")
 
 DEFAULT_OUT = Path("reports")
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this; torch's take more
 
 
 def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    _say(message)
     raise typer.Exit(2)
+
+
+def _check_seed(seed: Optional[int]) -> Optional[int]:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise typer.BadParameter(f"{seed} is not a seed; use a whole number from 0 to {MAX_SEED}")
+    return seed
 
 
 @app.command("list")
@@ -100,7 +155,7 @@ def run(
     names: list[str] = typer.Argument(..., help=f"Analyses to run, or 'all': {', '.join(analyses.ANALYSES)}.",
                                       metavar="NAME... | all"),
     quick: bool = typer.Option(False, "--quick", help="Small preset (minutes, used in CI)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override every analysis's seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override every analysis's seed.", callback=_check_seed),
     out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder that receives the reports (the default, reports/, "
                                                         "holds the committed ones: a run rewrites them)."),
     assignments: list[str] = typer.Option([], "--set", help="key=value override of a config field."),
@@ -117,9 +172,16 @@ def run(
         _fail(str(error.args[0] if error.args else error))
     if names == ["all"] and assignments:
         _fail("--set applies to named analyses only; run them one by one to override fields")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; give a folder for the reports")
     preset = "quick" if quick else "full"
     results, failed, started = {}, [], time.perf_counter()
-    with run_log(out / "run.log") as log:
+    opened = contextlib.ExitStack()
+    try:
+        log = opened.enter_context(run_log(out / "run.log"))
+    except OSError as error:
+        _fail(f"cannot write into --out {out} ({error.strerror or error}); choose a folder you can write to")
+    with opened:
         note(f"run {' '.join(selected)} ({preset} preset{'' if seed is None else f', seed {seed}'}) into {out}; "
              f"log: {log}")
         for k, (name, config) in enumerate(configs.items(), 1):
@@ -146,7 +208,8 @@ def run(
     else:  # on stdout too, so `interp run all > file` keeps where everything went
         typer.echo(f"{len(results)} of {len(configs)} report(s) written under {out}; index {index}; log {log}")
     if failed:
-        _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)} (tracebacks in {out / 'run.log'})")
+        _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)} (tracebacks in {out / 'run.log'}); unless "
+              f"the traceback shows a mistake in your input, {BUG_HINT.split(': ', 1)[1]}")
 
 
 def _light_transformer_modules():
@@ -225,7 +288,7 @@ def chat(
                                                                 "much probability (with --temperature > 0)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens",
                                                  help="Longest reply (default 8 words for facts, 256 tokens for a chat model)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", callback=_check_seed),
 ) -> None:
     """Talk to a zoo language model, one line per turn (an empty line quits).
 
@@ -314,7 +377,7 @@ def zoo_clear(
 def zoo_retrain(
     name: str = typer.Argument(..., help="Subject to train afresh (replaces its cached copy)."),
     quick: bool = typer.Option(False, "--quick", help="The subject's small variant."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", callback=_check_seed),
 ) -> None:
     """Train a subject afresh and replace its cached copy."""
     from models import zoo
