@@ -25,7 +25,6 @@ its neighbourhood, on the unedited and the edited model (the scores themselves:
 """
 
 import time
-import weakref
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
@@ -38,9 +37,8 @@ from tqdm.auto import tqdm
 from analyses.facts_lm.counterfact import Edit, EditSettings, plan_edits
 from analyses.facts_lm.edit_inputs import context_prefixes, edit_covariance, in_context, subject_batch
 from analyses.facts_lm.edit_scores import counterfact_scores, neighbours_kept
-from analyses.facts_lm.known import object_token, subject_span
+from analyses.facts_lm.known import next_token_logits, object_token, subject_span
 from interp.editing import edited, mlp_keys, rome_update, target_values
-from interp.resume import reproduces
 from models.data.known_facts import RELATIONS, Fact, Relation
 from models.transformer.sampling import generate
 
@@ -204,23 +202,6 @@ def _requests(tokenizer: Any, index: int, edit: Edit, relations: Mapping[str, Re
     return out
 
 
-_LAST_ONLY: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
-
-
-def _next_token_logits(model: Any, tokens: Tensor, mask: Tensor) -> Float[Tensor, "batch d_vocab"]:
-    """The last position's logits, the unembedding run there alone (a fifth of SmolLM2's forward per
-    position) where that reproduces the model's own logits (checked on the first batch of each model)."""
-    n_layers = model.cfg.n_layers
-    if _LAST_ONLY.get(model, True):
-        resid = model(tokens, attention_mask=mask, stop_at_layer=n_layers)[:, -1:]
-        logits = model(resid, start_at_layer=n_layers)[:, -1].float()
-        if model not in _LAST_ONLY:
-            _LAST_ONLY[model] = reproduces(logits, model(tokens, attention_mask=mask)[:, -1].float())
-        if _LAST_ONLY[model]:
-            return logits
-    return model(tokens, attention_mask=mask)[:, -1].float()
-
-
 @torch.no_grad()
 def _probabilities(model: Any, requests: list[dict], batch_size: int = 64) -> np.ndarray:
     """[request 3]: the next-token probability of each request's ``true_id`` and ``new_id``, and the most
@@ -232,7 +213,7 @@ def _probabilities(model: Any, requests: list[dict], batch_size: int = 64) -> np
     out = torch.zeros(len(requests), 3, dtype=torch.float64)
     for start in range(0, len(prompts), batch_size):
         tokens, mask = model.tokenizer.batch(prompts[start : start + batch_size], padding_side="left")
-        probs = torch.softmax(_next_token_logits(model, tokens, mask), -1)
+        probs = torch.softmax(next_token_logits(model, tokens, mask), -1)
         mine = (rows >= start) & (rows < start + len(tokens))
         out[mine, :2] = probs[rows[mine, None] - start, ids[mine]].double()
         out[mine, 2] = probs.argmax(-1)[rows[mine] - start].double()
