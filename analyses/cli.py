@@ -12,6 +12,7 @@ module, so they answer at once; ``run`` and ``chat`` import what they need when 
 
 import contextlib
 import dataclasses
+import errno
 import json
 import sys
 import time
@@ -76,6 +77,8 @@ zoo_app = typer.Typer(no_args_is_help=True, help="The cache of trained subjects 
 app.add_typer(zoo_app, name="zoo")
 
 DEFAULT_OUT = Path("reports")
+# a full disk, a file-size limit, a quota, a read-only or forbidden folder: the user's to fix, no traceback
+NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this; torch's take more
 
 
@@ -175,7 +178,7 @@ def run(
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} is a file; give a folder for the reports")
     preset = "quick" if quick else "full"
-    results, failed, started = {}, [], time.perf_counter()
+    results, failed, unwritable, started = {}, [], {}, time.perf_counter()
     opened = contextlib.ExitStack()
     try:
         log = opened.enter_context(run_log(out / "run.log"))
@@ -193,6 +196,15 @@ def run(
             note(f"[{k}/{len(configs)}] {name} ...{estimate}")
             try:
                 report, folder = run_analysis(name, config, out, preset)
+            except OSError as error:
+                failed.append(name)
+                if error.errno not in NO_ROOM:
+                    note(f"[{k}/{len(configs)}] {name} FAILED:\n{traceback.format_exc()}")
+                    continue
+                unwritable[name] = error.strerror
+                note(f"[{k}/{len(configs)}] {name} FAILED: its report could not be written into {out} "
+                     f"({error.strerror}); the previous report is intact")
+                continue
             except Exception:  # one broken analysis must not cost the others' reports
                 note(f"[{k}/{len(configs)}] {name} FAILED:\n{traceback.format_exc()}")
                 failed.append(name)
@@ -207,6 +219,9 @@ def run(
         typer.echo(json.dumps(results, indent=2))
     else:  # on stdout too, so `interp run all > file` keeps where everything went
         typer.echo(f"{len(results)} of {len(configs)} report(s) written under {out}; index {index}; log {log}")
+    if failed and set(failed) == set(unwritable):
+        _fail(f"cannot write into --out {out} ({', '.join(sorted(set(unwritable.values())))}); free some space or "
+              f"choose another folder: the previous reports of {', '.join(failed)} are intact")
     if failed:
         _fail(f"{len(failed)} analysis(es) failed: {', '.join(failed)} (tracebacks in {out / 'run.log'}); unless "
               f"the traceback shows a mistake in your input, {BUG_HINT.split(': ', 1)[1]}")

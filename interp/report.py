@@ -48,6 +48,7 @@ import markdown as md_lib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from interp.atomic_dir import replace_dir  # noqa: E402
 from interp.markup import CODE_SPAN, literal  # noqa: E402
 
 _VERSIONED_PACKAGES = (
@@ -263,6 +264,7 @@ class Report:
         target = out / self.name
         staging = Path(tempfile.mkdtemp(prefix=f".{self.name}.", dir=out))
         try:
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700; a report reads like any folder
             (staging / "figures").mkdir()
             for figure in self.figures():
                 (staging / "figures" / f"{figure.name}.png").write_bytes(figure.png)
@@ -271,7 +273,7 @@ class Report:
             (staging / "report.md").write_text(self.to_markdown())
             (staging / "report.html").write_text(self.to_html())
             (staging / "results.json").write_text(json.dumps(self.results(), indent=2) + "\n")
-            _swap_into_place(staging, target)
+            replace_dir(staging, target)  # one step: a kill -9 leaves the old report or the new one
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -327,14 +329,10 @@ def _shrink_wide_table(match: re.Match) -> str:
     return f'<table class="wide">{match[1]}</table>'
 
 
-def _swap_into_place(staging: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def format_value(value: Any) -> str:

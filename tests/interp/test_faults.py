@@ -1,0 +1,225 @@
+"""Faults injected into real processes: kill -9 at every step of a report write, Ctrl-C in
+``interp run``. Afterwards the old report is intact or the new one complete, never half of
+one (or none).
+
+``KILL_POINTS`` and ``SIGINT_CASES`` are counted in docs/reliability.md.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A helper process writes report A, then for k = 1, 2, ... forks a child that writes report B
+# and stops at the k-th line it runs in Report.save and interp/atomic_dir.py; the helper
+# kills it with SIGKILL there, records what is on disk, restores A and goes on, until a
+# child finishes without reaching its line.
+KILL_EVERY_LINE = textwrap.dedent('''
+    import json, os, signal, sys, time
+    from pathlib import Path
+    import pandas as pd
+    import interp.atomic_dir, interp.report
+    from interp.report import Report
+
+    out = Path(sys.argv[1])
+    # Report.save and whatever moves its folder into place (before interp/atomic_dir.py, a
+    # helper in report.py did)
+    TRACED = {(interp.report.__file__, "save"), (interp.report.__file__, "_swap_into_place")}
+
+    def traced(code):
+        return (code.co_filename, code.co_name) in TRACED or code.co_filename == interp.atomic_dir.__file__
+
+    def make(version):
+        report = Report("demo", f"Version {version}", config={"version": version})
+        report.section("Numbers", f"Text of {version}.").table(pd.DataFrame({"v": [version] * 3}), "numbers")
+        report.headline("version", version)
+        report.elapsed_seconds, report.date = 1.0, "2026-01-01"
+        return report
+
+    def snapshot(folder):
+        if not folder.is_dir():
+            return None
+        return {str(p.relative_to(folder)): p.read_bytes().hex() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    make("A").save(out)
+    a = snapshot(out / "demo")
+    states, k = [], 1
+    while True:
+        marker = out.parent / f"reached-{k}"
+        pid = os.fork()
+        if pid == 0:
+            count = [0]
+            def local(frame, event, arg):
+                if event == "line":
+                    count[0] += 1
+                    if count[0] == k:
+                        marker.touch()
+                        time.sleep(600)
+                return local
+            def tracer(frame, event, arg):
+                return local if traced(frame.f_code) else None
+            sys.settrace(tracer)
+            make("B").save(out)
+            sys.settrace(None)
+            os._exit(0)
+        while True:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if marker.exists():
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.002)
+        states.append({"line": k, "killed": not done, "state": snapshot(out / "demo")})
+        if done:
+            break
+        make("A").save(out)  # the next write starts from A again
+        k += 1
+    b = states[-1]["state"]
+    print(json.dumps({"a": a, "b": b, "states": states}))
+''')
+
+
+def test_kill_9_at_every_line_of_a_report_write_leaves_the_old_report_or_the_new(tmp_path):
+    out = tmp_path / "reports"
+    done = subprocess.run([sys.executable, "-c", KILL_EVERY_LINE, str(out)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    a, b, states = found["a"], found["b"], found["states"]
+    assert a and b and a != b and "results.json" in b
+    killed = [s for s in states if s["killed"]]
+    assert len(killed) >= 10, f"only {len(killed)} kill points: is the tracer reaching Report.save?"
+    broken = [s["line"] for s in killed if s["state"] not in (a, b)]
+    assert not broken, (f"kill -9 at lines {broken} of {len(killed)} left neither the old report nor the new "
+                        f"one (first: {next(s['state'] for s in killed if s['line'] == broken[0])!r:.300})")
+    assert any(s["state"] == a for s in killed) and any(s["state"] == b for s in killed)
+
+
+def test_recover_puts_back_a_folder_left_aside_by_a_killed_writer(tmp_path):
+    from interp.atomic_dir import recover, replace_dir
+
+    aside = tmp_path / ".demo.old-12345"
+    aside.mkdir()
+    (aside / "results.json").write_text("{}")
+    recover(tmp_path / "demo")
+    assert (tmp_path / "demo" / "results.json").read_text() == "{}" and not aside.exists()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "results.json").write_text('{"new": 1}')
+    replace_dir(staging, tmp_path / "demo")
+    assert (tmp_path / "demo" / "results.json").read_text() == '{"new": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_the_two_rename_fallback_is_also_complete(tmp_path, monkeypatch):
+    from interp import atomic_dir
+
+    monkeypatch.setattr(atomic_dir, "exchange", lambda a, b: False)
+    for version in ("old", "new"):
+        staging = tmp_path / f"staging-{version}"
+        staging.mkdir()
+        (staging / "v").write_text(version)
+        atomic_dir.replace_dir(staging, tmp_path / "demo")
+    assert (tmp_path / "demo" / "v").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+SLOW = ("--set", "check_layers=12", "--set", "check_d_model=128")  # about 1.5 s of analysis to interrupt
+
+
+def interp_run(out: Path, *extra: str, preexec_fn=None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "analyses.cli", "run", "params", "--quick", "--out", str(out),
+                             *extra], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=preexec_fn)
+
+
+def wait_for_the_analysis(run: subprocess.Popen) -> None:
+    started = time.monotonic()
+    for line in run.stderr:  # "[interp] [1/1] params ..." once the analysis is under way
+        if "[1/1] params ..." in line:
+            return
+        assert time.monotonic() - started < 120, "interp run never started the analysis"
+    raise AssertionError("interp run ended before starting the analysis")
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def params_report(tmp_path_factory) -> Path:
+    """A reports folder holding one complete params report, made once for this module."""
+    out = tmp_path_factory.mktemp("first") / "reports"
+    first = interp_run(out)
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    return out
+
+
+def copy_of(reports: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(reports, tmp_path / "reports"))
+
+
+# (signal, when): what each run gets is asserted below
+SIGNAL_CASES = [("SIGINT", "during the analysis"), ("SIGKILL", "during the analysis")]
+
+
+@pytest.mark.parametrize("signal_name, when", SIGNAL_CASES)
+def test_a_signal_during_interp_run_keeps_the_old_report(params_report, tmp_path, signal_name, when):
+    """Ctrl-C: one line, exit code 130. kill -9: nothing to say, but the same disk. Both:
+    the previous report intact and no staging folder; after kill -9 a rerun completes."""
+    out = copy_of(params_report, tmp_path)
+    before = files_of(out / "params")
+
+    run = interp_run(out, *SLOW)
+    wait_for_the_analysis(run)
+    run.send_signal(getattr(signal, signal_name))
+    code = run.wait(timeout=60)
+    rest = run.stderr.read()
+    assert code != 0, "the analysis finished before the signal arrived; make SLOW slower"
+    if signal_name == "SIGINT":
+        assert code == 130, f"exit code {code}:\n{rest}"
+        assert "Traceback" not in rest, rest
+        assert rest.strip().splitlines()[-1].startswith("error: interrupted"), rest
+    else:
+        assert code == -signal.SIGKILL
+    assert files_of(out / "params") == before, f"{signal_name} changed the previous report"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".params.")], "a staging folder was left behind"
+    if signal_name == "SIGKILL":
+        again = interp_run(out)
+        assert again.wait(timeout=120) == 0, again.stderr.read()
+        assert json.loads((out / "params" / "results.json").read_text())["name"] == "params"
+
+
+def test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report(params_report, tmp_path):
+    """RLIMIT_FSIZE stands in for a full disk: report.html (over 100 kB) cannot be written."""
+    import resource
+
+    out = copy_of(params_report, tmp_path)
+    before = files_of(out / "params")
+    limit = 100_000
+    assert max(len(v) for v in before.values()) > limit, "the report is too small to hit the limit"
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    run = interp_run(out, preexec_fn=small_files)
+    code, rest = run.wait(timeout=120), run.stderr.read()
+    assert code == 2, f"exit code {code}:\n{rest}"
+    assert "Traceback" not in rest, rest
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("error: cannot write into --out") and "File too large" in last, last
+    assert files_of(out / "params") == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".params.")], "a staging folder was left behind"
