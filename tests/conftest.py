@@ -14,12 +14,7 @@ if "INTERP_CACHE" not in os.environ:  # at import, before any test module reads 
     os.environ["INTERP_CACHE_SET_BY_TESTS"] = "1"
 
 
-# Property-based tests (hypothesis): a few hundred examples per target in CI; developers run
-# many more with HYPOTHESIS_PROFILE=dev. No deadline: the machine is often shared.
-from hypothesis import HealthCheck, settings  # noqa: E402
+# Property-based tests (hypothesis): the profiles are in tests/hypothesis_profiles.py
+from tests import hypothesis_profiles  # noqa: E402
 
-settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=5000, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+hypothesis_profiles.load()

@@ -2,7 +2,7 @@
 ``interp run``. Afterwards the old report is intact or the new one complete, never half of
 one (or none).
 
-``KILL_POINTS`` and ``SIGINT_CASES`` are counted in docs/reliability.md.
+``KILL_POINTS_AT_LEAST`` and ``SIGNAL_CASES`` are counted in docs/reliability.md.
 """
 
 import json
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+KILL_POINTS_AT_LEAST = 20  # lines run by Report.save and the folder swap (24 on Python 3.11)
 
 # A helper process writes report A, then for k = 1, 2, ... forks a child that writes report B
 # and stops at the k-th line it runs in Report.save and interp/atomic_dir.py; the helper
@@ -98,7 +99,7 @@ def test_kill_9_at_every_line_of_a_report_write_leaves_the_old_report_or_the_new
     a, b, states = found["a"], found["b"], found["states"]
     assert a and b and a != b and "results.json" in b
     killed = [s for s in states if s["killed"]]
-    assert len(killed) >= 10, f"only {len(killed)} kill points: is the tracer reaching Report.save?"
+    assert len(killed) >= KILL_POINTS_AT_LEAST, f"only {len(killed)} kill points: is the tracer reaching Report.save?"
     broken = [s["line"] for s in killed if s["state"] not in (a, b)]
     assert not broken, (f"kill -9 at lines {broken} of {len(killed)} left neither the old report nor the new "
                         f"one (first: {next(s['state'] for s in killed if s['line'] == broken[0])!r:.300})")

@@ -18,6 +18,10 @@ from torch import nn
 from models import checkpoint as ckpt
 
 NOT_SAFETENSORS = r"is not a safetensors file \("
+NAME_LENGTHS = range(1, 265)  # tensor names this long walk the library's headers through every residue
+LIBRARY_RESIDUES = set(range(0, 256, 8))  # the library pads headers to multiples of 8
+ALL_RESIDUES = set(range(256))  # an unpadded header can have any length
+PICKLE_PROTOCOLS = [2, 3, 4, 5]
 
 
 def header_length(path) -> int:
@@ -35,7 +39,7 @@ def test_models_saved_by_the_library_load_at_every_header_length_it_writes(tmp_p
     # safetensors pads headers to multiples of 8; name lengths 1..264 walk the header
     # through every such residue modulo 256, 128 (a first byte of 0x80) among them
     residues = set()
-    for k in range(1, 265):
+    for k in NAME_LENGTHS:
         name = "w" * k
         folder = tmp_path / str(k)
         model = named_parameter_module(name)
@@ -43,7 +47,7 @@ def test_models_saved_by_the_library_load_at_every_header_length_it_writes(tmp_p
         residues.add(header_length(folder / ckpt.WEIGHTS) % 256)
         again = ckpt.load_model(folder, lambda c: named_parameter_module(c["name"]), expected_config={"name": name})
         assert torch.equal(getattr(again, name), getattr(model, name)), k
-    assert residues == set(range(0, 256, 8)), f"residues not covered: {sorted(set(range(0, 256, 8)) - residues)}"
+    assert residues == LIBRARY_RESIDUES, f"residues not covered: {sorted(LIBRARY_RESIDUES - residues)}"
 
 
 def unpadded_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -62,7 +66,7 @@ def test_files_load_at_every_header_length_modulo_256(tmp_path):
     model = nn.Linear(2, 3)
     tensors = {k: v.detach() for k, v in model.state_dict().items()}
     residues = set()
-    for extra in range(256):
+    for extra in range(len(ALL_RESIDUES)):
         folder = tmp_path / str(extra)
         folder.mkdir()
         raw = unpadded_safetensors(tensors, {"note": "x" * extra})
@@ -72,13 +76,23 @@ def test_files_load_at_every_header_length_modulo_256(tmp_path):
         assert torch.equal(again.weight, model.weight) and torch.equal(again.bias, model.bias), extra
         _, metadata = ckpt.load_tensors(folder / ckpt.WEIGHTS)
         assert metadata == {"note": "x" * extra}
-    assert residues == set(range(256))
+    assert residues == ALL_RESIDUES
+
+
+def valid_tensors() -> dict[str, torch.Tensor]:
+    return {"W_E": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([7], dtype=torch.int64)}
+
+
+def valid_length() -> int:
+    """Bytes in the valid file: one truncation per length below it, eight bit flips per byte."""
+    return len(safetensors.torch.save(valid_tensors()))
 
 
 @pytest.fixture
 def valid_file(tmp_path):
     path = tmp_path / "valid.safetensors"
-    ckpt.save_tensors({"W_E": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([7], dtype=torch.int64)}, path)
+    ckpt.save_tensors(valid_tensors(), path)
+    assert path.stat().st_size == valid_length()
     return path
 
 
@@ -138,7 +152,7 @@ def test_a_damaged_file_whose_first_byte_is_0x80_is_not_called_a_pickle(tmp_path
     assert "it is a Python pickle" not in str(error.value)
 
 
-@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("protocol", PICKLE_PROTOCOLS)
 def test_a_pickle_of_every_protocol_is_refused_as_a_pickle(tmp_path, monkeypatch, protocol):
     def unpickled(*args, **kwargs):
         raise AssertionError("nothing may be unpickled")
@@ -160,19 +174,19 @@ def test_a_torch_save_zip_is_refused_as_a_zip(tmp_path, monkeypatch):
         ckpt.load_tensors(path)
 
 
-@pytest.mark.parametrize(
-    "raw, problem",
-    [
-        (b"", "only 0 bytes long"),
-        (struct.pack("<Q", 2) + b"[]", "a list, not a dict"),
-        (struct.pack("<Q", 3) + b"{\xff}", "not JSON"),
-        (struct.pack("<Q", 9) + b"{\"a\": NaN", "not JSON"),
-        (struct.pack("<Q", 10**9) + b"{}", "over the limit"),
-        (struct.pack("<Q", 50) + b"{}", "runs past the end"),
-        (struct.pack("<Q", 2) + b"{}" + b"\0", "cover 0 of the 1 data bytes"),
-        (struct.pack("<Q", 37) + b'{"a":{"dtype":"F32","shape":[1]}}    ', "not described by dtype"),
-    ],
-)
+MALFORMED_HEADERS = [
+    (b"", "only 0 bytes long"),
+    (struct.pack("<Q", 2) + b"[]", "a list, not a dict"),
+    (struct.pack("<Q", 3) + b"{\xff}", "not JSON"),
+    (struct.pack("<Q", 9) + b"{\"a\": NaN", "not JSON"),
+    (struct.pack("<Q", 10**9) + b"{}", "over the limit"),
+    (struct.pack("<Q", 50) + b"{}", "runs past the end"),
+    (struct.pack("<Q", 2) + b"{}" + b"\0", "cover 0 of the 1 data bytes"),
+    (struct.pack("<Q", 37) + b'{"a":{"dtype":"F32","shape":[1]}}    ', "not described by dtype"),
+]
+
+
+@pytest.mark.parametrize("raw, problem", MALFORMED_HEADERS)
 def test_malformed_headers_are_named(tmp_path, raw, problem):
     path = tmp_path / "model.safetensors"
     path.write_bytes(raw)
