@@ -150,8 +150,8 @@ def guidance_section(report, config, s, shape_clfs) -> None:
         significant = row.gain_ci_low_points > 0
         sentences.append(
             f"the {row.model} model reads as captioned {pct(row.adherence_alpha0)} of the time at alpha = 0 and {pct(row.adherence_best)} at its best "
-            f"alpha = {row.best_alpha:g}, a gain of {row.gain_points:.1f} points (95% interval {row.gain_ci_low_points:.1f} to "
-            f"{row.gain_ci_high_points:.1f}, {'beyond' if significant else 'within'} sampling noise), and {pct(row.adherence_max_alpha)} at "
+            f"alpha = {row.best_alpha:g}, a gain of {row.gain_points:.1f} points (95% interval {row.gain_ci_low_points:.2g} to "
+            f"{row.gain_ci_high_points:.2g}, {'beyond' if significant else 'within'} sampling noise), and {pct(row.adherence_max_alpha)} at "
             f"alpha = {max(config.guidance_scales):g}; its diversity is {row.diversity_alpha0:.2f} at alpha = 0, lowest "
             f"({row.diversity_min:.2f}) at alpha = {row.alpha_diversity_min:g}, {row.diversity_at_best:.2f} at the best alpha and "
             f"{row.diversity_max_alpha:.2f} at alpha = {max(config.guidance_scales):g} (Spearman correlation with alpha "

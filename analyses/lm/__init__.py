@@ -133,7 +133,7 @@ def _lens_section(report: Report, model, config: Config) -> None:
     summary = measures.lens_summary(lens)
     stays = summary["stays_top_from"].dropna()
     text = (f"the answer becomes the top token for good from layer {int(stays.min())} to {int(stays.max())} "
-            f"(median {stays.median():.0f} of {model.cfg.n_layers})" if len(stays) else
+            f"(median {stays.median():g} of {model.cfg.n_layers})" if len(stays) else
             "the answer never stays the top token to the end")
     never = int(summary["stays_top_from"].isna().sum())
     section = report.section(
