@@ -61,6 +61,7 @@ def test_a_mistake_is_one_line_and_exit_code_2(tmp_path, monkeypatch, arguments,
         raise AssertionError("the zoo was asked for a model")
 
     monkeypatch.setattr(zoo, "load", no_loading) if "nosuch" not in arguments else None
+    monkeypatch.chdir(tmp_path)  # should a mistake slip through, its report must not land in the repository's reports/
     (tmp_path / "file").write_text("not a folder")
     arguments = [a.replace("{file}", str(tmp_path / "file")) for a in arguments]
     result = runner.invoke(app, arguments)
