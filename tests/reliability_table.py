@@ -21,6 +21,7 @@ MODULES = {
     "fuzz": "tests.test_fuzz",
     "cli": "tests.analyses.test_cli_errors",
     "faults": "tests.interp.test_faults",
+    "training": "tests.models.test_train_faults",
 }
 
 
@@ -40,7 +41,7 @@ def _generated(test, profile: str = "ci") -> str:
 def rows() -> list[tuple[str, str, str, str, list[str]]]:
     """(area, what is injected or tried, cases, what it gets, tests)."""
     m = _modules()
-    ck, fz, cl, fa = m["checkpoint"], m["fuzz"], m["cli"], m["faults"]
+    ck, fz, cl, fa, tr = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"]
     n_analyses = len(analyses.ANALYSES)
     n_bytes = ck.valid_length()
     return [
@@ -117,6 +118,11 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          + ", ".join(s for s, _ in fa.SIGNAL_CASES), f"{len(fa.SIGNAL_CASES)}",
          "SIGINT: one line, exit code 130; both: old report byte for byte, no staging folder; after SIGKILL a rerun completes",
          ["test_a_signal_during_interp_run_keeps_the_old_report"]),
+        ("faults", "SIGKILL of a training run at every line of its step-20 checkpoint write (save_checkpoint "
+         "and each atomic file write in it), then the same call again",
+         f"every line reached (at least {tr.KILL_POINTS_AT_LEAST})",
+         "resumes from the newest complete checkpoint; final weights bit-identical to an uninterrupted run",
+         ["test_kill_9_at_every_line_of_a_checkpoint_write_then_resume_ends_bit_identical"]),
         ("faults", "a file-size limit (RLIMIT_FSIZE, standing in for a full disk) while the report is written",
          "1", "one line naming --out and 'File too large', exit code 2, old report byte for byte",
          ["test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report"]),
@@ -133,8 +139,9 @@ def render() -> str:
         "rows run the CI profile (`tests/conftest.py`); `HYPOTHESIS_PROFILE=dev` runs "
         f"{settings.get_profile('dev').max_examples} examples each.",
         "",
-        "Not yet covered here: kill -9 during zoo training (resume to equal weights), a read-only output",
-        "folder (the tests run as root, who may write anyway), patching and tracing inputs, token tensors.",
+        "Not yet covered here: kill -9 of a zoo build through `interp run` (the training loop underneath is",
+        "covered), a read-only output folder (the tests run as root, who may write anyway), patching and",
+        "tracing inputs, token tensors.",
         "",
         "| area | injected or tried | cases | gets | tests |",
         "| --- | --- | --- | --- | --- |",
