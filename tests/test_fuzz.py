@@ -354,3 +354,48 @@ def test_damaged_checkpoint_bytes_are_refused_or_load(tmp_path_factory, cut, fli
     # dtypes and shapes, consistently) changed; the file was not truncated
     assert cut == len(VALID)
     assert sum(t.numel() * t.element_size() for t in tensors.values()) == len(raw) - 8 - struct.unpack("<Q", raw[:8])[0]
+
+
+# ---------------------------------------------------------------------------- token tensors
+
+
+@pytest.fixture(scope="module")
+def tiny_transformer():
+    from models.transformer import Transformer
+
+    return Transformer(TransformerConfig(d_model=8, n_layers=1, n_heads=2, d_mlp=16, d_vocab=11, n_ctx=6)).eval()
+
+
+TOKEN_DTYPES = [torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.float32, torch.bool]
+
+
+@given(
+    dtype=st.sampled_from(TOKEN_DTYPES),
+    shape=st.lists(st.integers(0, 8), min_size=0, max_size=3),
+    low=st.integers(-3, 12),
+    span=st.integers(0, 4),
+    return_type=st.sampled_from(["logits", "loss", "both"]),
+)
+@example(dtype=torch.int8, shape=[1, 3], low=0, span=2, return_type="logits")  # IndexError inside the embedding
+@example(dtype=torch.uint8, shape=[1, 2], low=1, span=0, return_type="logits")  # indexed W_E as a boolean mask
+@example(dtype=torch.int64, shape=[1, 0], low=0, span=0, return_type="loss")  # no token at all
+def test_token_tensors_give_logits_or_a_value_error(tiny_transformer, dtype, shape, low, span, return_type):
+    model = tiny_transformer
+    values = torch.arange(max(math.prod(shape), 1)) % (span + 1) + low
+    tokens = values[: math.prod(shape)].reshape(shape).to(dtype) if dtype != torch.bool else \
+        (values[: math.prod(shape)].reshape(shape) % 2).bool()
+    try:
+        with torch.no_grad():
+            out = model(tokens, return_type=return_type)
+    except ValueError as e:
+        assert str(e), (dtype, shape)
+        return
+    batch_pos = tuple(tokens.shape) if tokens.ndim == 2 else (1, *tokens.shape)
+    assert tokens.ndim in (1, 2) and not tokens.is_floating_point() and tokens.dtype != torch.bool
+    assert 0 < batch_pos[-1] <= model.cfg.n_ctx, f"accepted {batch_pos[-1]} positions"
+    logits = out[0] if return_type == "both" else out if return_type == "logits" else None
+    if logits is not None:
+        assert logits.shape == (*batch_pos, model.cfg.d_vocab) and torch.isfinite(logits).all()
+    if return_type != "logits":
+        loss = out[1] if return_type == "both" else out
+        assert torch.isfinite(loss).all(), f"loss {loss} for tokens of shape {tuple(tokens.shape)}"

@@ -190,8 +190,13 @@ class Transformer(TransformerLensSurface, HookedRootModule):
                 raise ValueError(f"tokens must have shape [batch pos] or [pos], got {tuple(input.shape)}.")
             if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
                 raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}.")
+            # int8/int16/int32 cannot index W_E, and uint8 would index it as a boolean mask
+            tokens = tokens.long()
         else:
             raise ValueError(f"expected a token tensor or a string, got {type(input).__name__}.")
+        if tokens.numel() == 0:
+            raise ValueError(f"tokens of shape {tuple(tokens.shape)} hold no token; give at least one sequence "
+                             "of at least one token.")
         if tokens.shape[1] > self.cfg.n_ctx:
             raise ValueError(
                 f"sequence of {tokens.shape[1]} tokens is longer than n_ctx={self.cfg.n_ctx}; "
