@@ -29,7 +29,8 @@ from analyses.facts import (AND_PROMOTES, BROKEN_STILL_RIGHT, LOCALISED_CI_LOW, 
                             LOCALISED_SHARE_OF_GAP, subject_group_peak)
 from analyses.facts_lm import plots
 from analyses.facts_lm.known import known_facts
-from analyses.facts_lm.trace import SUBJECT_GROUPS, choose, lens, lens_layers, noise_std, peaks, trace_facts
+from analyses.facts_lm.trace import (SUBJECT_GROUPS, choose, lens, lens_layers, noise_std, peaks, rome_groups,
+                                     trace_facts)
 from interp.claims import Check, Claim, any_group
 from interp.progress import note
 from interp.report import Report
@@ -45,7 +46,7 @@ EDIT_SPECIFICITY = 0.9
 @dataclass(frozen=True)
 class Config:
     """``Config()`` is the full preset (under 12 minutes on two cores), ``Config.quick()`` the CI one;
-    ``--set n_trace_facts=none samples=10`` traces every known fact at ROME's full resolution."""
+    ``--set n_trace_facts=none --set samples=10`` traces every known fact at ROME's full resolution."""
 
     seed: int = 0
     facts_per_relation: Optional[int] = None  # facts of each relation tested (None: all written)
@@ -155,8 +156,9 @@ def _tracing_section(report: Report, model, known: pd.DataFrame, config: Config)
     std = noise_std(model, known)
     traces = trace_facts(model, chosen, samples=config.samples, window=config.window,
                          noise_std=config.noise_scale * std, seed=config.seed)
-    groups = average_indirect_effect(traces, by=("kind", "layer", "group"))
-    by_group = average_indirect_effect(traces, by=("kind", "group"))
+    grouped = rome_groups(traces)  # a one-token subject is its first and its last subject token
+    groups = average_indirect_effect(grouped, by=("kind", "layer", "group"))
+    by_group = average_indirect_effect(grouped, by=("kind", "group"))
     top = peaks(groups, n_layers)
     per_fact = traces.groupby("fact").agg(clean=("clean", "first"), corrupted=("corrupted", "first"))
     clean, corrupted = float(per_fact.clean.mean()), float(per_fact.corrupted.mean())
@@ -180,7 +182,8 @@ def _tracing_section(report: Report, model, known: pd.DataFrame, config: Config)
         f"{config.window} layers around the layer, at every layer and token. The indirect effect is the restored "
         f"probability of the object's first token minus the corrupted one, averaged over {config.samples} noise "
         f"draws per fact (ROME: 10), then over **{len(chosen)} facts** ({', '.join(f'{n} {r}' for r, n in chosen.relation.value_counts().sort_index().items())}) "
-        f"with 95% intervals (mean +- 1.96 standard errors over facts). "
+        f"with 95% intervals (mean +- 1.96 standard errors over facts); a one-token subject counts as both its first "
+        f"and its last subject token, as in ROME's averages. "
         f"**What the numbers say.** The clean run gives the object probability {clean:.3f} on average, the corrupted "
         f"run {corrupted:.3f} (the noise costs {gap:.3f}). Restoring the **MLP output at the last subject token** "
         f"helps most at {peak_text(mlp_subject)}; attention at the last subject token gives at most {attn_subject:.3f}. "
@@ -309,7 +312,7 @@ def _verdict_section(report: Report, config: Config, trace: dict, lens_result: d
         "**What differs from ROME's protocol.** The model is a 4-bit quantised 135M Llama-family model, not GPT-2 XL; "
         f"the facts are {report.headlines['facts_known']['value']} hand-written ones the model knows, not ROME's "
         f"known-1000; {trace['n_facts']} of them are traced with {config.samples} noise draws each (ROME: 1000 "
-        f"facts, 10 draws; `--set n_trace_facts=none samples=10` runs every known fact at that resolution); the "
+        f"facts, 10 draws; `--set n_trace_facts=none --set samples=10` runs every known fact at that resolution); the "
         "score is the probability of the object's first token; prompts start with template words before the subject "
         "(\"before subject\" is its own token group, where restoring changes nothing by construction).")
 

@@ -66,6 +66,16 @@ def trace_facts(model: Any, chosen: pd.DataFrame, *, samples: int, window: int, 
     return pd.concat(frames, ignore_index=True)
 
 
+def rome_groups(traces: pd.DataFrame) -> pd.DataFrame:
+    """``traces`` with each one-token subject's rows counted as the last subject token as well as the first, as
+    ROME's averages count them (its first and last subject token are the same token then); ready for
+    :func:`interp.tracing.average_indirect_effect`."""
+    first = traces[traces.group == "first subject token"]
+    span = first.groupby("fact").pos.nunique()
+    lone = set(span.index[span.eq(1)]) - set(traces.fact[traces.group == "last subject token"])
+    return pd.concat([traces, first[first.fact.isin(lone)].assign(group="last subject token")], ignore_index=True)
+
+
 def peaks(groups: pd.DataFrame, n_layers: int) -> dict:
     """Where each kind's mean indirect effect peaks: per kind, the (layer, group) of the largest mean with its
     interval, and the peaks at the last subject token and at the last token."""

@@ -119,3 +119,15 @@ def test_quick_report_is_complete(tmp_path):
     assert {"trace_example.png", "trace_groups.png", "trace_curves.png", "lens_layers.png"} <= figures
     headline = json.loads((saved / "results.json").read_text())["headline"]
     assert headline["facts_known"] >= 10 and headline["trace_facts"] == 2
+
+
+def test_a_one_token_subject_counts_as_its_first_and_last_subject_token():
+    from analyses.facts_lm.trace import rome_groups
+
+    traces = pd.DataFrame({"fact": [0, 0, 1, 1, 1], "pos": [3, 4, 1, 2, 3], "kind": "mlp", "layer": 0,
+                           "group": ["first subject token", "last token", "first subject token", "last subject token",
+                                     "last token"], "indirect_effect": [0.5, 0.1, 0.2, 0.4, 0.0]})
+    grouped = average_indirect_effect(rome_groups(traces), by=("kind", "group")).set_index("group")
+    assert grouped.loc["last subject token", "n_facts"] == 2
+    assert grouped.loc["last subject token", "mean"] == pytest.approx((0.5 + 0.4) / 2)
+    assert grouped.loc["first subject token", "mean"] == pytest.approx((0.5 + 0.2) / 2)
