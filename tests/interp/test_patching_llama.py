@@ -177,19 +177,6 @@ def test_attribution_patching_on_a_grouped_llama_is_the_derivative_of_patching()
         assert estimate[site].item() == pytest.approx(finite_difference, rel=1e-4, abs=1e-7), activation
 
 
-@pytest.fixture(scope="module")
-def smollm2_and_its_bridge(tmp_path_factory):
-    """Our SmolLM2 from the zoo, and TransformerLens's bridge over the Hugging Face model it was converted from."""
-    from transformer_lens.model_bridge import TransformerBridge
-
-    from models import smollm2, zoo
-
-    folder = tmp_path_factory.mktemp("smollm2-hf")
-    bridge = TransformerBridge.boot_transformers(str(folder), hf_model=smollm2.load_hf(),
-                                                 tokenizer=smollm2.load_hf_tokenizer())
-    return zoo.load("smollm2"), bridge.eval()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("activation, layers", [("resid_pre", [0, 1, 15, 29]), ("attn_out", [0, 15, 29]),
                                                 ("mlp_out", [0, 15, 29]), ("z", [0, 29])])

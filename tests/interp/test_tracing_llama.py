@@ -81,19 +81,6 @@ def test_a_metric_reading_every_position_is_traced_by_the_hooked_batches(monkeyp
     assert row["score"] == pytest.approx(float(every_position(logits).mean().detach()), abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def smollm2_and_its_bridge(tmp_path_factory):
-    """Our SmolLM2 from the zoo, and TransformerLens's bridge over the Hugging Face model it was converted from."""
-    from transformer_lens.model_bridge import TransformerBridge
-
-    from models import smollm2, zoo
-
-    folder = tmp_path_factory.mktemp("smollm2-hf")
-    bridge = TransformerBridge.boot_transformers(str(folder), hf_model=smollm2.load_hf(),
-                                                 tokenizer=smollm2.load_hf_tokenizer())
-    return zoo.load("smollm2"), bridge.eval()
-
-
 @pytest.mark.slow
 def test_on_smollm2_the_trace_equals_one_forward_per_site_on_transformer_lens(smollm2_and_its_bridge):
     """ROME's resolution (window 10 of 30 layers) on the real model: our fast trace on our SmolLM2 against
