@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from interp.editing import (_Resumed, edit_hooks, edited, key_covariance, mlp_keys, rome_update, subject_key,
+from interp.editing import (edit_hooks, edited, key_covariance, mlp_keys, rome_update, subject_key,
                             target_value, target_values)
+from interp.rome_values import _Resumed  # noqa: PLC2701 - the resume check is tested directly
 from models.transformer import Transformer, TransformerConfig
 from tests.interp._bridges import tiny_bridge
 
