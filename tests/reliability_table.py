@@ -22,6 +22,7 @@ MODULES = {
     "cli": "tests.analyses.test_cli_errors",
     "faults": "tests.interp.test_faults",
     "training": "tests.models.test_train_faults",
+    "zoo": "tests.models.test_zoo_faults",
 }
 
 
@@ -41,7 +42,7 @@ def _generated(test, profile: str = "ci") -> str:
 def rows() -> list[tuple[str, str, str, str, list[str]]]:
     """(area, what is injected or tried, cases, what it gets, tests)."""
     m = _modules()
-    ck, fz, cl, fa, tr = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"]
+    ck, fz, cl, fa, tr, zo = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"], m["zoo"]
     n_analyses = len(analyses.ANALYSES)
     n_bytes = ck.valid_length()
     return [
@@ -127,6 +128,13 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          f"every line reached (at least {tr.KILL_POINTS_AT_LEAST})",
          "resumes from the newest complete checkpoint; final weights bit-identical to an uninterrupted run",
          ["test_kill_9_at_every_line_of_a_checkpoint_write_then_resume_ends_bit_identical"]),
+        ("faults", "SIGKILL of a zoo build as soon as a checkpoint lands (after the first; after the first and "
+         "again after the resumed build's next), then a rerun. The build is `zoo.load` of a subject the test "
+         "registers, driven in a subprocess: `interp run` builds only the subjects its analyses name",
+         f"{len(zo.KILL_CASES)} ({sum(map(len, zo.KILL_CASES))} kills)",
+         "the rerun resumes from the last checkpoint; every tensor and the history bit-identical to an "
+         "uninterrupted build in another cache; only the finished subject's files left, no checkpoint or temporary",
+         ["test_kill_9_of_a_zoo_build_then_a_rerun_ends_bit_identical"]),
         ("faults", "a file-size limit (RLIMIT_FSIZE, standing in for a full disk) while the report is written",
          "1", "one line naming --out and 'File too large', exit code 2, old report byte for byte",
          ["test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report"]),
@@ -143,9 +151,8 @@ def render() -> str:
         "rows run the CI profile (`tests/conftest.py`); `HYPOTHESIS_PROFILE=dev` runs "
         f"{settings.get_profile('dev').max_examples} examples each.",
         "",
-        "Not yet covered here: kill -9 of a zoo build through `interp run` (the training loop underneath is",
-        "covered), a read-only output folder (the tests run as root, who may write anyway), patching and",
-        "tracing inputs.",
+        "Not yet covered here: a read-only output folder (the tests run as root, who may write anyway),",
+        "patching and tracing inputs.",
         "",
         "| area | injected or tried | cases | gets | tests |",
         "| --- | --- | --- | --- | --- |",
