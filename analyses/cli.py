@@ -14,7 +14,9 @@ import contextlib
 import dataclasses
 import errno
 import json
+import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -85,6 +87,11 @@ MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this; torch's take m
 def _fail(message: str) -> None:
     _say(message)
     raise typer.Exit(2)
+
+
+def _what_to_change(error: OSError) -> str:
+    full = error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    return "free some space or choose another folder" if full else "make it writable or choose another folder"
 
 
 def _check_seed(seed: Optional[int]) -> Optional[int]:
@@ -181,9 +188,11 @@ def run(
     results, failed, unwritable, started = {}, [], {}, time.perf_counter()
     opened = contextlib.ExitStack()
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=out))  # a report is a new folder swapped in: can one be made?
         log = opened.enter_context(run_log(out / "run.log"))
     except OSError as error:
-        _fail(f"cannot write into --out {out} ({error.strerror or error}); choose a folder you can write to")
+        _fail(f"cannot write into --out {out} ({error.strerror or error}); {_what_to_change(error)}")
     with opened:
         note(f"run {' '.join(selected)} ({preset} preset{'' if seed is None else f', seed {seed}'}) into {out}; "
              f"log: {log}")
@@ -213,7 +222,12 @@ def run(
             trained = results[name]["subject_training_seconds"]
             note(f"[{k}/{len(configs)}] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s"
                  f"{f', of which {trained:.0f} s training its subject' if trained else ''})")
-        index = write_index(out, order=list(analyses.ANALYSES))  # after every run, so it is never stale
+        try:
+            index = write_index(out, order=list(analyses.ANALYSES))  # after every run, so it is never stale
+        except OSError as error:  # the disk filled up during the run: the reports written are complete
+            if error.errno not in NO_ROOM:
+                raise
+            _fail(f"cannot write the index into --out {out} ({error.strerror}); {_what_to_change(error)}")
         note(f"index: {index} (total {_duration(time.perf_counter() - started)})")
     if as_json:
         typer.echo(json.dumps(results, indent=2))

@@ -135,9 +135,15 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          "the rerun resumes from the last checkpoint; every tensor and the history bit-identical to an "
          "uninterrupted build in another cache; only the finished subject's files left, no checkpoint or temporary",
          ["test_kill_9_of_a_zoo_build_then_a_rerun_ends_bit_identical"]),
-        ("faults", "a file-size limit (RLIMIT_FSIZE, standing in for a full disk) while the report is written",
-         "1", "one line naming --out and 'File too large', exit code 2, old report byte for byte",
-         ["test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report"]),
+        ("faults", "a file-size limit (RLIMIT_FSIZE, standing in for a full disk) while the report is written: "
+         "a limit of " + " or ".join(fa.FILE_SIZE_LIMITS.values()),
+         f"{len(fa.FILE_SIZE_LIMITS)}", "one line naming --out, 'File too large' and to free some space, exit code 2, "
+         "old report and index byte for byte", ["test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report"]),
+        ("faults", "a read-only output folder with a report in it (" + "; ".join(fa.READ_ONLY_CASES) + " read-only), "
+         "written by a process that permissions bind: as root, nobody or root without CAP_DAC_OVERRIDE",
+         f"{len(fa.READ_ONLY_CASES)}", "one line 'cannot write into --out DIR (Permission denied); make it writable or "
+         "choose another folder' before any analysis runs, exit code 2, the folder byte for byte",
+         ["test_a_read_only_output_folder_is_a_clear_error_and_keeps_the_old_report"]),
     ]
 
 
@@ -151,8 +157,7 @@ def render() -> str:
         "rows run the CI profile (`tests/conftest.py`); `HYPOTHESIS_PROFILE=dev` runs "
         f"{settings.get_profile('dev').max_examples} examples each.",
         "",
-        "Not yet covered here: a read-only output folder (the tests run as root, who may write anyway),",
-        "patching and tracing inputs.",
+        "Not yet covered here: patching and tracing inputs.",
         "",
         "| area | injected or tried | cases | gets | tests |",
         "| --- | --- | --- | --- | --- |",

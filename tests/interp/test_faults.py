@@ -1,16 +1,20 @@
 """Faults injected into real processes: kill -9 at every step of a report write, Ctrl-C in
-``interp run``. Afterwards the old report is intact or the new one complete, never half of
-one (or none).
+``interp run``, a file-size limit, a read-only output folder. Afterwards the old report is
+intact or the new one complete, never half of one (or none).
 
-``KILL_POINTS_AT_LEAST`` and ``SIGNAL_CASES`` are counted in docs/reliability.md.
+``KILL_POINTS_AT_LEAST``, ``SIGNAL_CASES``, ``FILE_SIZE_LIMITS`` and ``READ_ONLY_CASES`` are counted
+in docs/reliability.md.
 """
 
+import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import tempfile
 import time
 from pathlib import Path
 
@@ -204,14 +208,20 @@ def test_a_signal_during_interp_run_keeps_the_old_report(params_report, tmp_path
         assert json.loads((out / "params" / "results.json").read_text())["name"] == "params"
 
 
-def test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report(params_report, tmp_path):
-    """RLIMIT_FSIZE stands in for a full disk: report.html (over 100 kB) cannot be written."""
+# file-size limit -> what cannot be written under it: the report (report.html is over 100 kB),
+# then also the index page (2.5 kB), written after the reports
+FILE_SIZE_LIMITS = {100_000: "100 kB (report.html fails)", 2_000: "2 kB (report.md fails, and then the index page)"}
+
+
+@pytest.mark.parametrize("limit", list(FILE_SIZE_LIMITS))
+def test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report(params_report, tmp_path, limit):
+    """RLIMIT_FSIZE stands in for a full disk: the report's largest files cannot be written."""
     import resource
 
     out = copy_of(params_report, tmp_path)
-    before = files_of(out / "params")
-    limit = 100_000
+    before, index = files_of(out / "params"), (out / "index.html").read_bytes()
     assert max(len(v) for v in before.values()) > limit, "the report is too small to hit the limit"
+    assert (limit < 100_000) == (len(index) > limit), "the index page should be over the smaller limit only"
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -221,6 +231,93 @@ def test_a_file_size_limit_is_a_clear_error_and_keeps_the_old_report(params_repo
     assert code == 2, f"exit code {code}:\n{rest}"
     assert "Traceback" not in rest, rest
     last = rest.strip().splitlines()[-1]
-    assert last.startswith("error: cannot write into --out") and "File too large" in last, last
-    assert files_of(out / "params") == before
+    assert last.startswith("error: cannot write") and "into --out" in last and "File too large" in last, last
+    assert "free some space" in last, last
+    assert files_of(out / "params") == before and (out / "index.html").read_bytes() == index
     assert not [p.name for p in out.iterdir() if p.name.startswith(".params.")], "a staging folder was left behind"
+
+
+# what is read-only: the folder and all in it, or all but its run log (so the log can be opened
+# and only a new report folder cannot be made)
+READ_ONLY_CASES = ["everything", "all but run.log"]
+NOBODY = 65534
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+
+
+def as_nobody() -> None:
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def without_overriding_permissions() -> None:
+    """Root without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: the permission bits apply to it too.
+
+    Dropped from the bounding set, since execve gives root back every capability the set holds."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
+
+
+def unprivileged(folder: Path, env: dict):
+    """A preexec_fn under which a process cannot write into ``folder`` (already read-only), or None
+    when not root (the permission bits hold). Checked by trying to write (after importing the command
+    line, so the run itself can start); skips the test when nothing makes the folder unwritable."""
+    if os.geteuid() != 0:
+        candidates = [("as is", None)]
+    else:  # root may write anyway: become nobody (whose interpreter may be out of reach), or keep the
+        # uid and give up the capabilities that override permissions
+        candidates = [("as nobody", as_nobody), ("without CAP_DAC_OVERRIDE", without_overriding_permissions)]
+    probe = folder / "probe"
+    tried = []
+    for how, preexec_fn in candidates:
+        try:
+            done = subprocess.run([sys.executable, "-c", f"import analyses.cli; open({str(probe)!r}, 'w')"], cwd=REPO,
+                                  env=env, preexec_fn=preexec_fn, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as error:  # e.g. the interpreter is not nobody's to run
+            tried.append(f"{how}: {error}")
+            continue
+        if done.returncode != 0 and done.stderr.strip().splitlines()[-1].startswith("PermissionError"):
+            return preexec_fn
+        tried.append(f"{how}: {'wrote the file' if done.returncode == 0 else done.stderr.strip()[-200:]}")
+        probe.unlink(missing_ok=True)
+    pytest.skip(f"nothing made {folder} unwritable here ({'; '.join(tried)})")
+
+
+@pytest.fixture
+def open_to_all():
+    """A folder any user may enter (pytest's tmp_path lies under a 0700 folder), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="interp-read-only-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("what", READ_ONLY_CASES)
+def test_a_read_only_output_folder_is_a_clear_error_and_keeps_the_old_report(params_report, open_to_all, what):
+    out = Path(shutil.copytree(params_report, open_to_all / "reports"))
+    for path in [*out.rglob("*"), out]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    if what == "all but run.log":
+        (out / "run.log").chmod(0o666)
+    before = files_of(out)
+    home = open_to_all / "home"  # a home (matplotlib's cache) whoever the run is
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    env = {**os.environ, "HOME": str(home), "MPLCONFIGDIR": str(home)}
+    preexec_fn = unprivileged(out, env)
+
+    done = subprocess.run([sys.executable, "-m", "analyses.cli", "run", "params", "--quick", "--out", str(out)],
+                          cwd=REPO, env={**env, "OMP_NUM_THREADS": "1"}, preexec_fn=preexec_fn, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, f"exit code {done.returncode}:\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, f"more than the error line (was an analysis run for nothing?):\n{done.stderr}"
+    assert lines[0].startswith(f"error: cannot write into --out {out} (Permission denied)"), lines[0]
+    assert "make it writable or choose another folder" in lines[0], lines[0]
+    assert files_of(out) == before, "the previous report (or run.log) changed"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in params_report.iterdir())
