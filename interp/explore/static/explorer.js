@@ -157,7 +157,7 @@
       ", corrupted " + data.corrupted_value.toFixed(3) + ". Each cell: the metric when that " + data.activation +
       " comes from the clean run.";
     window.interpViews.heatmap($("patch"), {
-      title: "patching " + data.activation, rows: data.layer_labels.map((l) => "layer " + l),
+      title: "patching " + data.activation, rows: data.layer_labels,
       cols: data.tokens.map((t, i) => i + " " + shown(t)), values: data.values,
       row_name: "layer", col_name: "position", value_name: "logit difference",
     });
@@ -174,7 +174,7 @@
       ") clean " + data.clean_score.toFixed(3) + ", corrupted " + data.corrupted_score.toFixed(3) +
       ". Each cell: " + data.metric + ".";
     window.interpViews.heatmap($("trace"), {
-      title: "restoring " + data.kind, rows: data.layer_labels.map((l) => "layer " + l),
+      title: "restoring " + data.kind, rows: data.layer_labels,
       cols: data.tokens.map((t, i) => i + " " + shown(t)), values: data.values,
       row_name: "layer", col_name: "position", value_name: "indirect effect",
     });

@@ -1,0 +1,52 @@
+"""The explorer on the real model: SmolLM2 through the JSON API equals our instruments run directly."""
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from interp.explore import Entry, Registry, create_app
+from interp.lens import logit_lens
+from interp.patching import activation_patching
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "The capital of France is the city of"
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from models import zoo
+
+    return zoo.load("smollm2")
+
+
+@pytest.fixture(scope="module")
+def client(smollm2):
+    return TestClient(create_app(Registry({"smollm2": Entry(lambda: smollm2)})))
+
+
+def test_prompt_view_on_smollm2_answers_paris_and_equals_the_lens(client, smollm2):
+    response = client.post("/api/prompt", json={"model": "smollm2", "prompt": PROMPT, "k": 5})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["top_k"][-1][0]["token"] == "ĠParis" or data["top_k"][-1][0]["token"].strip() == "Paris"
+    tokens = smollm2.to_tokens(PROMPT)
+    lens = logit_lens(smollm2, tokens)
+    assert torch.allclose(torch.tensor(data["lens"]["probs"], dtype=torch.float64), lens.max(-1).values.double(),
+                          atol=1e-6)
+    patterns = torch.tensor(data["attention"]["patterns"], dtype=torch.float64)
+    assert patterns.shape == (30, 9, tokens.shape[1], tokens.shape[1])
+
+
+def test_patching_on_smollm2_equals_activation_patching(client, smollm2):
+    body = {"model": "smollm2", "clean": PROMPT, "corrupted": "The capital of Italy is the city of",
+            "activation": "resid_pre"}
+    response = client.post("/api/patch", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    a, w = data["answer"]["id"], data["wrong"]["id"]
+    assert data["answer"]["token"].strip("Ġ ") == "Paris" and data["wrong"]["token"].strip("Ġ ") == "Rome"
+    expected = activation_patching(smollm2, smollm2.to_tokens(body["clean"]), smollm2.to_tokens(body["corrupted"]),
+                                   lambda logits: (logits[:, -1, a] - logits[:, -1, w]).mean(), "resid_pre")
+    torch.testing.assert_close(torch.tensor(data["values"], dtype=torch.float64), expected.double(),
+                               rtol=1e-5, atol=1e-4)
