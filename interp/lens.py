@@ -34,19 +34,24 @@ def lens_labels(n_layers: int) -> list[str]:
 
 
 @torch.no_grad()
-def logit_lens(model: Any, tokens: Int[Tensor, "1 pos"], atol: float = 1e-4) -> Float[Tensor, "layer pos d_vocab"]:
+def logit_lens(model: Any, tokens: Int[Tensor, "1 pos"], atol: float = 1e-4, *, logits: Any = None,
+               cache: Any = None) -> Float[Tensor, "layer pos d_vocab"]:
     """Next-token probabilities read from the residual stream after each block, for one prompt.
 
     Needs ``model.ln_final`` and ``model.unembed`` (a decoder with an unembedding); raises
     ``RuntimeError`` when the last row differs from the model's own output by more than
-    ``atol`` (a model whose output is not ``unembed(ln_final(resid))``).
+    ``atol`` (a model whose output is not ``unembed(ln_final(resid))``). Pass the ``logits`` and
+    ``cache`` of a forward that cached :func:`lens_names` to skip running the model again.
     """
     if tokens.ndim != 2 or tokens.shape[0] != 1:
         raise ValueError(f"the lens reads one prompt: tokens must be [1 pos], got {tuple(tokens.shape)}")
     if not (hasattr(model, "ln_final") and hasattr(model, "unembed")):
         raise ValueError(f"{type(model).__name__} has no ln_final and unembed: the logit lens needs an unembedding")
     names = lens_names(model.cfg.n_layers)
-    logits, cache = model.run_with_cache(tokens, names_filter=names)
+    if (logits is None) != (cache is None):
+        raise ValueError("give both logits and cache (of one forward on these tokens), or neither")
+    if cache is None:
+        logits, cache = model.run_with_cache(tokens, names_filter=names)
     resid = torch.stack([cache[name][0] for name in names])  # [layer pos d_model]
     probs = model.unembed(model.ln_final(resid)).float().softmax(-1)
     final = logits[0].float().softmax(-1)

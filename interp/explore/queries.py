@@ -19,7 +19,7 @@ from torch import Tensor
 
 from interp.explore.errors import BadRequest
 from interp.explore.subjects import Subject
-from interp.lens import lens_labels, lens_top, logit_lens
+from interp.lens import lens_labels, lens_names, lens_top, logit_lens
 from interp.patching import activation_patching
 from interp.tracing import KIND_HOOKS, causal_trace, find_subject
 
@@ -98,7 +98,8 @@ def prompt_view(subject: Subject, prompt: str, k: int, limits: Limits) -> dict[s
     model = subject.model
     tokens = subject.tokens(prompt, limits.max_tokens)
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(subject.n_layers)]
-    out, cache = model.run_with_cache(tokens, names_filter=names)
+    lens_hooks = lens_names(subject.n_layers) if subject.causal else []
+    out, cache = model.run_with_cache(tokens, names_filter=names + lens_hooks)  # one forward for all of it
     patterns = torch.stack([cache[name][0] for name in names])  # [layer head_index query_pos key_pos]
     result: dict[str, Any] = {
         "model": subject.name, "prompt": prompt, "tokens": subject.str_tokens(tokens),
@@ -116,7 +117,7 @@ def prompt_view(subject: Subject, prompt: str, k: int, limits: Limits) -> dict[s
     ids = top.indices.tolist()
     result["top_k"] = [[{"token": names_top[p * k + j], "id": ids[p][j], "prob": probs[p][j]} for j in range(k)]
                        for p in range(len(ids))]
-    lens = lens_top(logit_lens(model, tokens), k=1)
+    lens = lens_top(logit_lens(model, tokens, logits=out, cache=cache), k=1)
     flat = _decode(subject, lens.indices[..., 0])
     n_rows, n_pos = lens.indices.shape[:2]
     result["lens"] = {"tokens": result["tokens"], "layer_labels": lens_labels(subject.n_layers),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp.lens import lens_labels, lens_top, logit_lens
+from interp.lens import lens_labels, lens_names, lens_top, logit_lens
 from models.transformer import Transformer, TransformerConfig
 
 LLAMA = {"normalization": "RMS", "positional_embedding": "rotary", "gated_mlp": True, "act_fn": "silu",
@@ -23,6 +23,10 @@ def test_lens_equals_transformer_lens_accumulated_resid_through_the_final_norm(e
     assert probs.shape == (4, 7, 50)
     torch.testing.assert_close(probs, expected, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(probs[-1], model(tokens)[0].softmax(-1), atol=1e-6, rtol=1e-5)
+    logits, cache = model.run_with_cache(tokens, names_filter=lens_names(3))
+    assert torch.equal(logit_lens(model, tokens, logits=logits, cache=cache), probs)
+    with pytest.raises(ValueError, match="both logits and cache"):
+        logit_lens(model, tokens, cache=cache)
     top = lens_top(probs, k=3)
     assert torch.equal(top.indices[..., 0], probs.argmax(-1))
     assert lens_labels(3) == ["embed", "0", "1", "2"]
