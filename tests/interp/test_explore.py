@@ -280,3 +280,24 @@ def test_twenty_concurrent_requests_equal_the_same_requests_one_at_a_time(client
     for name, model in models.items():
         left = sum(len(h._forward_hooks) + len(h._backward_hooks) for h in model.hook_dict.values())
         assert left == 0, f"{left} hooks left on {name}"
+
+
+@pytest.mark.parametrize("host, warned", [("127.0.0.1", False), ("localhost", False), ("::1", False),
+                                          ("0.0.0.0", True), ("192.168.1.5", True), ("example.org", True)])
+def test_serving_beyond_loopback_warns(monkeypatch, capsys, host, warned):
+    import uvicorn
+
+    from interp.explore import serve
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: started.update(host=host, port=port))
+    serve(Registry({"gpt": Entry(tiny)}), host=host, port=8123)
+    assert started == {"host": host, "port": 8123}
+    assert ("warning: serving on" in capsys.readouterr().err) is warned
+
+
+def test_a_port_out_of_range_is_refused():
+    from interp.explore.server import check_port
+
+    with pytest.raises(ValueError, match="--port 70000 is out of range"):
+        check_port(70000)
