@@ -163,7 +163,7 @@ def load_mnist(folder: str | Path, dtype: torch.dtype = torch.float32) -> DigitS
     """Real MNIST from the four IDX files in ``folder``, pixels scaled to [0, 1].
 
     >>> data = load_mnist("~/data/mnist")      # doctest: +SKIP
-    >>> data.x_train.shape
+    >>> data.x_train.shape                     # doctest: +SKIP
     torch.Size([60000, 784])
     """
     folder = Path(folder).expanduser()

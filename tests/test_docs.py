@@ -1,0 +1,50 @@
+"""The examples in docstrings, the README and docs/explorer.md run, and print what they say."""
+
+import doctest
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def modules_with_examples() -> list[str]:
+    names = []
+    for package in ("interp", "models", "analyses"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if ">>>" in path.read_text():
+                parts = path.relative_to(ROOT).with_suffix("").parts
+                names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+MODULES = modules_with_examples()
+
+
+def test_modules_with_examples_are_found():
+    assert {"interp.lens", "interp.explore.app", "models.zoo", "models.transformer.tokenizer"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=FLAGS, report=True)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples in {name} failed (above)"
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+DOC_BLOCKS = [(doc, i, block) for doc in ("README.md", "docs/explorer.md")
+              for i, block in enumerate(python_blocks(ROOT / doc))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc, index, block", DOC_BLOCKS, ids=[f"{d}-{i}" for d, i, _ in DOC_BLOCKS])
+def test_python_blocks_in_the_docs_run(doc, index, block):
+    if block.lstrip().startswith("# with `interp explore` running"):
+        pytest.skip("talks to a running explorer server (tests/interp/test_explore_browser.py drives one)")
+    exec(compile(block, f"{doc} block {index}", "exec"), {"__name__": f"docs_{index}"})
