@@ -123,7 +123,7 @@ def chain_rule_table(net: Network, x: Float[Tensor, "batch 1"], y: Float[Tensor,
     """
     if set(net.sizes) != {1} or net.activation != "sigmoid" or net.cost_name != "mse" or x.shape[0] != 1:
         raise ValueError("chain_rule_table needs a sigmoid/MSE Network([1, 1, ..., 1]) and a single example")
-    _, activations = net._trace(x)
+    _, activations = net.weighted_inputs_and_activations(x)
     a = [float(t) for t in activations]
     w = [float(layer.W) for layer in net.layers]
     L = len(net.layers)

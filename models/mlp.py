@@ -120,7 +120,7 @@ class Network(HookedRootModule):
             return torch.softmax(z, dim=-1) if self.cost_name == "cross_entropy" else torch.sigmoid(z)
         return torch.sigmoid(z) if self.activation == "sigmoid" else torch.relu(z)
 
-    def _trace(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    def weighted_inputs_and_activations(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Weighted inputs ``zs`` and activations ``[x, a_1, ..., a_L]`` of every layer,
         through the hook points, so hooks see and may edit what backprop uses."""
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
@@ -137,7 +137,7 @@ class Network(HookedRootModule):
 
     def forward(self, x: Float[Tensor, "batch d_in"]) -> Float[Tensor, "batch d_out"]:
         """Output activations: softmax probabilities (cross-entropy) or sigmoids (MSE)."""
-        return self._trace(x)[1][-1]
+        return self.weighted_inputs_and_activations(x)[1][-1]
 
     def feedforward(self, x: Float[Tensor, "batch d_in"]) -> Float[Tensor, "batch d_out"]:
         """Nielsen's name for the forward pass (runs the hooks)."""
@@ -145,7 +145,7 @@ class Network(HookedRootModule):
 
     def cost(self, x: Float[Tensor, "batch d_in"], y: Float[Tensor, "batch d_out"]) -> Tensor:
         """Mean cost over the batch (see module docstring); differentiable if parameters need grad."""
-        zs, activations = self._trace(x)
+        zs, activations = self.weighted_inputs_and_activations(x)
         y = y.to(self.dtype)
         if self.cost_name == "cross_entropy":
             return -(y * torch.log_softmax(zs[-1], dim=-1)).sum(-1).mean()
@@ -165,7 +165,7 @@ class Network(HookedRootModule):
             raise ValueError(f"targets must be [batch, {self.sizes[-1]}] (one-hot; see models.data.digits.one_hot), "
                              f"got shape {tuple(y.shape)} for {x.shape[0]} inputs")
         with torch.no_grad():
-            zs, activations = self._trace(x)
+            zs, activations = self.weighted_inputs_and_activations(x)
             layers = list(self.layers)
             a_out = activations[-1]
             # BP1, output error delta^L = dC/dz^L. MSE: 2(a - y) * sigma'(z) (series Part 4).

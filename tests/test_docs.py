@@ -48,3 +48,25 @@ def test_python_blocks_in_the_docs_run(doc, index, block):
     if block.lstrip().startswith("# with `interp explore` running"):
         pytest.skip("talks to a running explorer server (tests/interp/test_explore_browser.py drives one)")
     exec(compile(block, f"{doc} block {index}", "exec"), {"__name__": f"docs_{index}"})
+
+
+def run_commands(path: Path) -> list[list[str]]:
+    """Every `interp run NAME ... --set k=v` line in the document's shell blocks, as arguments."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+        for line in block.splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("interp run ") and "--set" in line:
+                commands.append(line.split()[2:])
+    return commands
+
+
+@pytest.mark.parametrize("args", [a for doc in ("README.md", "docs/explorer.md") for a in run_commands(ROOT / doc)],
+                         ids=lambda args: " ".join(args))
+def test_documented_set_overrides_name_real_fields(args):
+    from analyses.cli import build_config
+
+    names = [a for a in args if not a.startswith("--")]
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    seed = int(args[args.index("--seed") + 1]) if "--seed" in args else None
+    build_config(names[0], "--quick" in args, seed, sets)  # raises ValueError on a field that does not exist
