@@ -16,7 +16,9 @@ SMOLLM2_EXAMPLE = {
 
 def facts_example(model: Any) -> dict[str, str]:
     """Prompts about two people the facts subject was trained on (same length, so they patch)."""
-    people = model.corpus.people
+    from models.facts_subject import corpus_of
+
+    people = corpus_of(model).people
     first, second = people[0].name, people[1].name
     question = "question : which sport does {} play ? answer :"
     return {"prompt": question.format(first), "clean": question.format(first), "corrupted": question.format(second),

@@ -70,6 +70,7 @@ class Config:
 
 def run(config: Config) -> Report:
     from models import zoo
+    from models.facts_subject import corpus_of
 
     # the report's clock starts before the zoo may train the subject, so its time includes that training
     report = Report("facts", "Facts in MLP neurons: tracing, AND gates and editing", config=asdict(config),
@@ -77,7 +78,7 @@ def run(config: Config) -> Report:
     trained_before = len(zoo.TRAINED)
     model = zoo.load("facts", quick=config.quick_subject, seed=config.seed)
     report.subject_training = zoo.TRAINED[trained_before:]
-    corpus = model.corpus
+    corpus = corpus_of(model)
     if config.edit_layer >= model.cfg.n_layers:
         raise ValueError(f"edit_layer={config.edit_layer} but the model has {model.cfg.n_layers} layers")
     base = _base_template(corpus, config.relation)

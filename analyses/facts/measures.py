@@ -3,10 +3,11 @@
 Example::
 
     from models import zoo
+    from models.facts_subject import corpus_of
     from analyses.facts.measures import trace_facts
 
     model = zoo.load("facts", quick=True)
-    traces = trace_facts(model, model.corpus.prompts("train", "sport")[:4], samples=4, window=3, seed=0)
+    traces = trace_facts(model, corpus_of(model).prompts("train", "sport")[:4], samples=4, window=3, seed=0)
 
 Token positions: the subject model reads ``<bos>`` then one token per word, so word ``i``
 of a prompt is token ``i + 1``.
