@@ -19,7 +19,9 @@ def facts_example(model: Any) -> dict[str, str]:
     from models.facts_subject import corpus_of
 
     people = corpus_of(model).people
-    first, second = people[0].name, people[1].name
+    first = people[0].name
+    # a corruption sharing neither name, so patching moves the whole subject
+    second = next(p.name for p in people[1:] if not set(p.name.split()) & set(first.split()))
     question = "question : which sport does {} play ? answer :"
     return {"prompt": question.format(first), "clean": question.format(first), "corrupted": question.format(second),
             "trace-subject": first}
