@@ -6,7 +6,9 @@ writes, under ``<out>/<name>/``:
 - ``report.md``: the whole report as Markdown (figures linked from ``figures/``);
 - ``report.html``: the same, self-contained (figures inlined), opens offline;
 - ``results.json``: headline figures, config, seed, package versions, elapsed seconds;
-- one CSV per table and ``figures/*.png``.
+- one CSV per table and ``figures/*.png``; a figure with an interactive version (an
+  ``interp.show`` view) also ``figures/<name>.html``, shown inline in ``report.html``
+  (``interp/report_views.py``).
 
 Example::
 
@@ -48,6 +50,7 @@ import markdown as md_lib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from interp import report_views  # noqa: E402
 from interp.atomic_dir import replace_dir  # noqa: E402
 from interp.markup import CODE_SPAN, literal  # noqa: E402
 
@@ -102,6 +105,7 @@ class Figure:
     name: str
     png: bytes
     caption: str = ""
+    views: tuple = ()  # interp.show Views: the interactive version, drawn under the PNG
 
 
 @dataclass
@@ -120,13 +124,21 @@ class Section:
         self.items.append(Table(name, df.reset_index(drop=True), caption, max_rows))
         return self
 
-    def figure(self, fig: "plt.Figure", name: str, caption: str = "", dpi: int = 110) -> "Section":
-        """Render ``fig`` to PNG now and close it, so long reports do not hold figures."""
+    def figure(self, fig: "plt.Figure", name: str, caption: str = "", dpi: int = 110,
+               interactive: Any = None) -> "Section":
+        """Render ``fig`` to PNG now and close it, so long reports do not hold figures.
+
+        ``interactive`` (an ``interp.show`` View or a list of them) is its interactive version, saved
+        as ``figures/<name>.html``, linked from report.md, inline under the PNG in report.html. An
+        argument, not a ``Section.interactive`` call after the figure: it is the same picture, so it
+        shares the figure's name and caption and cannot be attached to the wrong figure.
+        """
         _check_name(name)
+        views = report_views.as_views(interactive)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
         plt.close(fig)
-        self.items.append(Figure(name, buffer.getvalue(), caption))
+        self.items.append(Figure(name, buffer.getvalue(), caption, views))
         return self
 
 
@@ -239,6 +251,9 @@ class Report:
                     else:
                         src = f"figures/{item.name}.png"
                     lines += [f"![{_alt(item.caption or item.name)}]({src})", ""]
+                    if item.views:
+                        lines += [report_views.placeholder(item.name) if inline_figures
+                                  else report_views.markdown_link(item.name), ""]
                     if item.caption:
                         lines += [f"*Figure {_inline(item.name)}: {_inline(item.caption)}*", ""]
         return "\n".join(lines)
@@ -251,6 +266,7 @@ class Report:
         body = _WIDE_TABLE.sub(_shrink_wide_table, body)
         if self.headlines:  # the first table is the headline table: its values must not wrap mid-number
             body = body.replace("<table>", '<table class="headline">', 1)
+        body = report_views.embed(body, self.figures())  # after Markdown, which would escape the views' HTML
         return _html_page(self.title, body)
 
     def save(self, out: str | os.PathLike) -> Path:
@@ -268,10 +284,13 @@ class Report:
             (staging / "figures").mkdir()
             for figure in self.figures():
                 (staging / "figures" / f"{figure.name}.png").write_bytes(figure.png)
+                if figure.views:
+                    page = report_views.page(figure.name, figure.views, figure.caption)
+                    (staging / "figures" / f"{figure.name}.html").write_text(page, encoding="utf-8")
             for table in self.tables():
                 table.df.to_csv(staging / f"{table.name}.csv", index=False)
             (staging / "report.md").write_text(self.to_markdown())
-            (staging / "report.html").write_text(self.to_html())
+            (staging / "report.html").write_text(self.to_html(), encoding="utf-8")
             (staging / "results.json").write_text(json.dumps(self.results(), indent=2) + "\n")
             replace_dir(staging, target)  # one step: a kill -9 leaves the old report or the new one
         except BaseException:
