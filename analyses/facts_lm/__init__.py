@@ -23,14 +23,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from analyses.facts import (AND_PROMOTES, BROKEN_STILL_RIGHT, LOCALISED_CI_LOW, LOCALISED_OVER_ATTENTION,
                             LOCALISED_SHARE_OF_GAP, subject_group_peak)
+from analyses.facts.plots import KIND_NAMES
 from analyses.facts_lm import plots
 from analyses.facts_lm.known import known_facts
 from analyses.facts_lm.trace import (SUBJECT_GROUPS, choose, lens, lens_layers, noise_std, peaks, rome_groups,
                                      trace_facts)
+from interp import show
 from interp.claims import Check, Claim, any_group
 from interp.progress import note
 from interp.report import Report
@@ -199,7 +202,8 @@ def _tracing_section(report: Report, model, known: pd.DataFrame, config: Config)
         if "first subject token" in set(first.group) else (0, 0)
     section.figure(plots.plot_example_trace(first, labels, span, f"{chosen.prompt[0]} -> {chosen.object[0]}"),
                    "trace_example", f"One fact traced: \"{chosen.prompt[0]}\" -> \"{chosen.object[0]}\" (subject "
-                   "tokens starred), indirect effect of restoring each state.")
+                   "tokens starred), indirect effect of restoring each state.",
+                   interactive=_example_trace_views(first, labels, span))
     section.figure(plots.plot_group_heatmaps(groups), "trace_groups",
                    f"Average indirect effect over {len(chosen)} facts per token group and layer (ROME's figure 2 "
                    "averages).")
@@ -219,6 +223,19 @@ def _tracing_section(report: Report, model, known: pd.DataFrame, config: Config)
     return {"peaks": top, "subject_groups": subject_groups, "gap": gap, "clean": clean, "corrupted": corrupted,
             "n_facts": len(chosen), "edit_layer": mlp_subject["layer"], "neuron_layers": neuron_layers,
             "n_layers": n_layers}
+
+
+def _example_trace_views(trace: pd.DataFrame, labels: list[str], span: tuple[int, int]) -> list:
+    """The example trace's three kinds as ``interp.show`` heatmaps laid out as its PNG: tokens down (subject
+    starred), layers across; ``show.tracing`` puts layers down, so its grid is transposed."""
+    names = [f"{label}*" if span[0] <= p < span[1] else label for p, label in enumerate(labels)]
+    views = []
+    for kind in plots.KINDS:
+        data = show.tracing(trace, kind=kind, tokens=names).data  # rows: layers; cols: tokens
+        views.append(show.heatmap(np.array(data["values"], dtype=float).T, data["cols"], data["rows"],
+                                  title=f"restoring {KIND_NAMES[kind]}" + ("" if kind == "resid" else " (window)"),
+                                  col_name="layer", value_name="indirect effect"))
+    return views
 
 
 # ----- the logit lens --------------------------------------------------------------------

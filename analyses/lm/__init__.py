@@ -20,6 +20,7 @@ import torch
 
 from analyses.lm import measures, plots
 from analyses.lm.prompts import CONTINUATIONS, LENS, PANEL
+from interp import show
 from interp.report import Report
 
 
@@ -143,7 +144,10 @@ def _lens_section(report: Report, model, config: Config) -> None:
         f"{text}" + (f"; for {never} it never does" if never and len(stays) else "") + ". Before that the top "
         "token is unrelated (the lens reads early layers poorly in models whose norm scale varies across depth, "
         "so early-layer probabilities are a lower bound on what is there).")
-    section.figure(plots.plot_logit_lens(lens), "logit_lens", "p(expected answer) after each layer, per prompt.")
+    prompt = LENS[0][0]
+    section.figure(plots.plot_logit_lens(lens), "logit_lens", "p(expected answer) after each layer, per prompt; "
+                   f"interactive: the top token at every layer and position of '{prompt}' (hover for the top 3).",
+                   interactive=show.logit_lens(model, prompt, k=3))
     section.table(summary, "lens_summary", "first layer where the answer is top, and the layer from which it stays top")
     section.table(lens, "logit_lens", "the lens at every layer", max_rows=12)
     if len(stays):

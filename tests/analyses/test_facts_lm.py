@@ -117,6 +117,7 @@ def test_quick_report_is_complete(tmp_path):
         assert needle in text, needle
     figures = {p.name for p in (saved / "figures").iterdir()}
     assert {"trace_example.png", "trace_groups.png", "trace_curves.png", "lens_layers.png"} <= figures
+    assert "trace_example.html" in figures, "the interactive example trace beside its PNG is missing"
     headline = json.loads((saved / "results.json").read_text())["headline"]
     assert headline["facts_known"] >= 10 and headline["trace_facts"] == 2
 

@@ -79,6 +79,7 @@ def test_quick_report_is_complete(tmp_path):
                  "head_scores.csv", "continuations.csv"):
         assert (saved / name).is_file(), f"{name} missing from the lm report"
     assert {p.name for p in (saved / "figures").iterdir()} >= {"logit_lens.png", "head_scores.png", "head_patterns.png"}
+    assert (saved / "figures" / "logit_lens.html").is_file(), "the interactive logit lens beside its PNG is missing"
     headline = json.loads((saved / "results.json").read_text())["headline"]
     assert headline["parameters"] == 134_515_008
     correct, total = map(int, headline["panel_correct"].split("/"))
