@@ -234,7 +234,7 @@ def _example_trace_views(trace: pd.DataFrame, labels: list[str], span: tuple[int
         data = show.tracing(trace, kind=kind, tokens=names).data  # rows: layers; cols: tokens
         views.append(show.heatmap(np.array(data["values"], dtype=float).T, data["cols"], data["rows"],
                                   title=f"restoring {KIND_NAMES[kind]}" + ("" if kind == "resid" else " (window)"),
-                                  col_name="layer", value_name="indirect effect"))
+                                  col_name="layer", value_name="indirect effect", scale="sequential"))
     return views
 
 

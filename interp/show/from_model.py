@@ -180,7 +180,7 @@ def logit_lens(model: Any, prompt_or_tokens: Prompt, k: int = 1) -> View:
     return View("lens", data)
 
 
-_LABELS = ("title", "row_name", "col_name", "value_name")
+_LABELS = ("title", "row_name", "col_name", "value_name", "scale")
 
 
 def heatmap(values: Any, rows: Optional[Sequence[Any]] = None, cols: Optional[Sequence[Any]] = None,
@@ -190,11 +190,14 @@ def heatmap(values: Any, rows: Optional[Sequence[Any]] = None, cols: Optional[Se
         >>> heatmap(torch.randn(3, 4), ["a", "b", "c"], list("wxyz"), title="demo", value_name="score")   # doctest: +SKIP
 
     ``rows`` and ``cols`` label the two dims (default their indices); ``labels`` may be
-    ``title``, ``row_name``, ``col_name`` and ``value_name``.
+    ``title``, ``row_name``, ``col_name``, ``value_name`` and ``scale`` (``"diverging"`` around 0 or
+    ``"sequential"`` from min to max; default: diverging when the values have both signs).
     """
     unknown = sorted(set(labels) - set(_LABELS))
     if unknown:
         raise ValueError(f"unknown heatmap labels {unknown}; use some of {_LABELS}")
+    if labels.get("scale") not in (None, "diverging", "sequential"):
+        raise ValueError(f"scale must be 'diverging' or 'sequential', got {labels['scale']!r}")
     array = values.detach().cpu() if isinstance(values, Tensor) else np.asarray(values)
     if array.ndim != 2:
         raise ValueError(f"a heatmap takes a 2-D tensor or array [row col], got shape {tuple(array.shape)}")
@@ -267,4 +270,4 @@ def tracing(df: Any, kind: Optional[str] = None, tokens: Optional[Sequence[str]]
     return heatmap(grid.to_numpy(dtype=np.float64), [str(layer) for layer in range(n_layers)], cols,
                    title=title or f"causal trace{what}: indirect effect of restoring each state",
                    row_name="layer", col_name=None if tokens is not None else "pos",
-                   value_name="indirect effect")
+                   value_name="indirect effect", scale="sequential")  # as ROME draws traces

@@ -3,7 +3,8 @@
  *   interpViews.attention(el, {tokens, patterns: [layer][head][query][key], layer_labels?})
  *   interpViews.tokens(el, {tokens, values: [pos], label?})
  *   interpViews.lens(el, {tokens, layer_labels, top_tokens: [layer][pos], probs: [layer][pos]})
- *   interpViews.heatmap(el, {title?, rows, cols, values: [row][col], row_name?, col_name?, value_name?})
+ *   interpViews.heatmap(el, {title?, rows, cols, values: [row][col], row_name?, col_name?, value_name?,
+ *                            scale?: "diverging" | "sequential"})
  *
  * Each renders into `el` (cleared first). Every cell (class `iv-cell`) carries `data-row`,
  * `data-col`, `data-value` (String(value); "null" for a missing value, drawn as a grey
@@ -387,7 +388,10 @@
       values.every(function (row) { return isArray(row) && row.length === cols.length; });
     if (!shaped) return fail(view, "heatmap needs values [row][col] with one row per row label and one column per col label");
     var finite = finiteValues(values);
-    var scale = autoScale(finite);
+    // scale: "diverging" (around 0), "sequential" (min to max, as ROME draws traces) or automatic
+    var scale = data.scale === "sequential" && finite.length
+      ? sequentialScale(Math.min.apply(null, finite), Math.max.apply(null, finite), false)
+      : data.scale === "diverging" ? divergingScale(finite) : autoScale(finite);
     if (data.title) el.appendChild(make("div", "iv-title", data.title));
     var rowName = data.row_name ? data.row_name + " " : "";
     var colName = data.col_name ? data.col_name + " " : "";

@@ -455,3 +455,12 @@ def show_visible(token: str) -> str:
     lead = len(token) - len(token.lstrip(" "))
     trail = len(token) - len(token.rstrip(" ")) if token.strip(" ") else 0
     return "\u00b7" * lead + token[lead:len(token) - trail] + "\u00b7" * trail
+
+
+def test_heatmap_scale_is_passed_on_and_checked():
+    from interp import show
+
+    view = show.heatmap(torch.tensor([[-0.01, 0.5], [0.2, 0.9]]), scale="sequential")
+    assert view.data["scale"] == "sequential"
+    with pytest.raises(ValueError, match="scale must be 'diverging' or 'sequential'"):
+        show.heatmap(torch.zeros(2, 2), scale="rainbow")

@@ -176,7 +176,7 @@
     window.interpViews.heatmap($("trace"), {
       title: "restoring " + data.kind, rows: data.layer_labels,
       cols: data.tokens.map((t, i) => i + " " + shown(t)), values: data.values,
-      row_name: "layer", col_name: "position", value_name: "indirect effect",
+      row_name: "layer", col_name: "position", value_name: "indirect effect", scale: "sequential",
     });
   }
 
