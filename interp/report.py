@@ -319,8 +319,14 @@ def _cell(text: str) -> str:
 
 
 def _alt(text: str) -> str:
-    """Image alt text: plain words (no code spans or brackets, which would end it)."""
-    return re.sub(r"[\[\]`*_<>|\\]", "", text)
+    """Image alt text showing the caption literally: ``*``, ``_``, ``|``, ``<`` and brackets kept.
+
+    The caption is escaped as in the text under the figure (``interp.markup.literal``), so
+    an escaped ``]`` cannot end the alt text early and ``D*`` keeps its asterisk; a code span
+    shows its text without the backticks, as the caption does. Line breaks become spaces,
+    since a blank line would end the image's paragraph.
+    """
+    return literal(re.sub(r"\s*\n\s*", " ", text))
 
 
 _CODE = CODE_SPAN

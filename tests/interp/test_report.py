@@ -120,6 +120,17 @@ def test_captions_and_cells_render_markup_characters_literally(tmp_path):
     assert "<em>S</em>" not in page and "Prose keeps <strong>bold</strong>" in page
 
 
+def test_figure_alt_text_shows_the_caption_literally(tmp_path):
+    report = Report("alt", "Alt text", config={"seed": 0})
+    fig, ax = plt.subplots()
+    caption = "D* = 2/5 for |W_i|, _x_ and <first> [a] at *S* < 0.9, `code_x*`\nnext line"
+    report.section("S", "").figure(fig, "fig", caption)
+    page = (report.save(tmp_path) / "report.html").read_text()
+    alt = "D* = 2/5 for |W_i|, _x_ and &lt;first&gt; [a] at *S* &lt; 0.9, code_x* next line"
+    assert f'alt="{alt}"' in page, page[page.index("<img"):][:300]
+    assert "![D\\* = 2/5 for |W_i|, \\_x\\_ and \\<first> \\[a\\]" in report.to_markdown()
+
+
 def test_timing_note_counts_subject_training(tmp_path):
     report = make_report()
     report.elapsed_seconds, report.preset = 700.0, "full"
