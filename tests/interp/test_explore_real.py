@@ -1,4 +1,4 @@
-"""The explorer on the real model: SmolLM2 through the JSON API equals our instruments run directly."""
+"""The explorer on the real models: SmolLM2 and MiniLM through the JSON API equal our instruments run directly."""
 
 import pytest
 import torch
@@ -50,3 +50,27 @@ def test_patching_on_smollm2_equals_activation_patching(client, smollm2):
                                    lambda logits: (logits[:, -1, a] - logits[:, -1, w]).mean(), "resid_pre")
     torch.testing.assert_close(torch.tensor(data["values"], dtype=torch.float64), expected.double(),
                                rtol=1e-5, atol=1e-4)
+
+
+def test_minilm_serves_attention_and_neuron_activations():
+    """MiniLM (TransformerLens's bridge over a BERT encoder) through the same API: patterns and activations
+    equal the bridge's cache; the next-token panels say why they are empty."""
+    from models.pretrained import load_minilm
+
+    model = load_minilm()
+    client = TestClient(create_app(Registry({"minilm": Entry(lambda: model, causal=False)})))
+    prompt = "the mole dug a hole"
+    data = client.post("/api/prompt", json={"model": "minilm", "prompt": prompt}).json()
+    assert data["tokens"] == ["[CLS]", "the", "mole", "dug", "a", "hole", "[SEP]"]
+    assert data["lens"] is None and "no next-token head" in data["unavailable"]["lens"]
+    _, cache = model.run_with_cache(model.to_tokens(prompt))
+    patterns = torch.tensor(data["attention"]["patterns"], dtype=torch.float64)
+    expected = torch.stack([cache[f"blocks.{L}.attn.hook_pattern"][0] for L in range(6)]).double()
+    assert patterns.shape == (6, 12, 7, 7)
+    assert torch.allclose(patterns, expected, atol=5e-7)
+    neurons = client.post("/api/neurons", json={"model": "minilm", "prompt": prompt, "position": 2,
+                                                "rank_by": "activation", "k": 3}).json()["neurons"]
+    acts = torch.stack([cache[f"blocks.{L}.mlp.hook_post"][0, 2] for L in range(6)]).flatten()
+    assert [n["activation"] for n in neurons] == pytest.approx(acts.topk(3).values.tolist(), rel=1e-5)
+    refused = client.post("/api/patch", json={"model": "minilm", "clean": "a cat", "corrupted": "a dog"})
+    assert refused.status_code == 422 and "encoder" in refused.json()["error"]
