@@ -74,3 +74,29 @@ def test_minilm_serves_attention_and_neuron_activations():
     assert [n["activation"] for n in neurons] == pytest.approx(acts.topk(3).values.tolist(), rel=1e-5)
     refused = client.post("/api/patch", json={"model": "minilm", "clean": "a cat", "corrupted": "a dog"})
     assert refused.status_code == 422 and "encoder" in refused.json()["error"]
+
+
+def test_the_builtin_models_and_the_facts_subjects_example():
+    """`interp explore`'s registry: the three models listed; the facts subject's example prompts run in
+    every panel (prompt, neurons, patching, tracing)."""
+    from analyses.explore_command import builtin_registry
+
+    client = TestClient(create_app(builtin_registry(quick=True)))
+    listed = client.get("/api/models").json()["models"]
+    assert [m["name"] for m in listed] == ["smollm2", "facts", "minilm"]
+    assert [m["causal"] for m in listed] == [True, True, False]
+    from models import zoo
+
+    zoo.load("facts", quick=True)  # trained by the facts tests, or here on first use (quick: about a minute)
+    example = next(m for m in client.get("/api/models").json()["models"] if m["name"] == "facts")
+    assert example["ready"] is True
+    prompt = client.post("/api/prompt", json={"model": "facts", "prompt": "question : which sport does"})
+    assert prompt.status_code == 200, prompt.text
+    info = next(m for m in client.get("/api/models").json()["models"] if m["name"] == "facts")["example"]
+    assert client.post("/api/neurons", json={"model": "facts", "prompt": info["prompt"]}).status_code == 200
+    patched = client.post("/api/patch", json={"model": "facts", "clean": info["clean"], "corrupted": info["corrupted"]})
+    assert patched.status_code == 200, patched.text
+    traced = client.post("/api/trace", json={"model": "facts", "prompt": info["prompt"], "subject": info["trace-subject"],
+                                             "samples": 2})
+    assert traced.status_code == 200, traced.text
+    assert traced.json()["subject"] == [6, 8]  # <bos> question : which sport does | first last
