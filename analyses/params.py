@@ -18,8 +18,10 @@ import itertools
 from dataclasses import asdict, dataclass
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
 from interp.report import Report
 from models.transformer import PRESETS, Transformer, TransformerConfig, count_parameters
@@ -141,34 +143,79 @@ def check_against_instances(d_model: int, n_layers: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_preset_shares(shares: pd.DataFrame) -> plt.Figure:
+# one colour per component in both figures, so a reader can carry the key from one to the other
+COMPONENT_COLOURS = dict(zip(COMPONENT_NAMES.values(), sns.color_palette("tab10")))
+PRESET_LABELS = {"gpt3": "GPT-3", "smollm2-135m": "SmolLM2-135M", "llama-2-7b": "Llama 2 7B"}
+
+
+def _preset_label(name: str) -> str:
+    return "GPT-2 family" if name.startswith("gpt2-") else PRESET_LABELS.get(name, name)
+
+
+def _percent(share: float, _position=None) -> str:
+    """A log axis tick as a percentage with just enough decimals: 100%, 1%, 0.01%."""
+    return f"{100 * share:.{max(0, -int(np.floor(np.log10(100 * share) + 1e-9)))}f}%"
+
+
+def preset_families(shares: pd.DataFrame) -> list[str]:
+    """The families of the presets in ``shares``, smallest model first (the preset figure's title)."""
     presets = shares[shares.family == "preset"]
-    wide = presets.pivot(index="model", columns="component", values="share").loc[list(PRESETS)[1:] + ["gpt3"]]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    wide[list(COMPONENT_NAMES.values())].plot.barh(stacked=True, ax=ax, colormap="tab10", width=0.7)
+    order = sorted(presets.model.unique(), key=lambda name: count_parameters(PRESETS[name])["total"])
+    return list(dict.fromkeys(_preset_label(name) for name in order))
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _short_count(n: int) -> str:
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
+def plot_preset_shares(shares: pd.DataFrame) -> plt.Figure:
+    """Stacked bars, one per preset, smallest model at the top; shares over 6% written in the bar."""
+    presets = shares[shares.family == "preset"]
+    totals = {name: count_parameters(cfg)["total"] for name, cfg in PRESETS.items()}
+    order = sorted(presets.model.unique(), key=totals.get)
+    wide = presets.pivot(index="model", columns="component", values="share").loc[order[::-1]]
+    wide = wide[list(COMPONENT_NAMES.values())]
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    wide.plot.barh(stacked=True, ax=ax, color=[COMPONENT_COLOURS[c] for c in wide.columns], width=0.7)
+    for row, (_, values) in enumerate(wide.iterrows()):
+        left = 0.0
+        for value in values:
+            if value > 0.06:
+                ax.text(left + value / 2, row, f"{value:.0%}", ha="center", va="center", fontsize=8.5, color="white")
+            left += value
+    ax.set_yticks(range(len(wide)), [f"{name} ({_short_count(totals[name])})" for name in wide.index])
     ax.set_xlabel("share of all parameters")
     ax.set_ylabel("")
     ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
-    ax.set_title("Where the parameters live: GPT-2 family and GPT-3")
+    ax.set_title("Where the parameters live: " + _and(preset_families(shares)))
     return fig
 
 
 def plot_share_vs_width(shares: pd.DataFrame) -> plt.Figure:
     sweep = shares[(shares.family == "sweep") & (shares.share > 0)]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    palette = dict(zip(COMPONENT_NAMES.values(), sns.color_palette("tab10")))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for component, rows in sweep.groupby("component", sort=False):
         # untied, the unembedding has the embedding's count (+ its 50,257 biases): the lines coincide, so
         # the unembedding is drawn wide and pale underneath and the embedding thin and dashed on top
         style = ({"lw": 7, "alpha": 0.35, "zorder": 1, "marker": "s", "ms": 9} if component == "unembedding" else
                  {"lw": 1.8, "ls": "--", "zorder": 3, "marker": "o", "ms": 4} if component == "embedding" else
                  {"lw": 1.8, "zorder": 2, "marker": "o", "ms": 4})
-        ax.plot(rows.d_model, rows.share, label=component, color=palette[component], **style)
+        ax.plot(rows.d_model, rows.share, label=component, color=COMPONENT_COLOURS[component], **style)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("d_model (n_layers = max(2, d_model / 128), d_mlp = 4 d_model, 50,257-token vocabulary)")
-    ax.set_ylabel("share of all parameters")
+    widths = sorted(sweep.d_model.unique())
+    ax.set_xticks(widths, [f"{w:,}" for w in widths], rotation=45 if len(widths) > 6 else 0)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(_percent))
+    ax.set_xlabel("d_model (log scale)\nn_layers = max(2, d_model / 128), d_mlp = 4 d_model, 50,257-token vocabulary",
+                  fontsize=9.5)
+    ax.set_ylabel("share of all parameters (log scale)")
     ax.set_title("Share of each component as width grows")
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
     return fig
@@ -217,7 +264,13 @@ def run(config: Config) -> Report:
         "d_model while the blocks scale with d_model squared times depth.",
     )
     section.table(gpt2, "gpt2_published", "GPT-2 family: counted against published sizes")
-    section.figure(plot_preset_shares(shares), "preset_shares", "Share of each component in the GPT-2 presets and GPT-3.")
+    presets = shares[shares.family == "preset"]
+    tied = _and(list(dict.fromkeys(_preset_label(name) for name, cfg in PRESETS.items() if cfg.tied_embeddings)))
+    layer_norms = presets.loc[presets.component == "layer norms", "share"].max()
+    section.figure(plot_preset_shares(shares), "preset_shares", f"Share of each component in every preset "
+                   f"({_and(preset_families(shares))}), smallest model at the top, total parameters in brackets. "
+                   f"With tied embeddings ({tied}) the one shared matrix counts as embedding; layer norms are at most "
+                   f"{layer_norms:.2%} of any preset, too thin to see.")
     section.figure(plot_share_vs_width(shares), "share_vs_width", "Share of each component along a width sweep with "
                    "GPT-3's proportions (at least 2 layers). Untied, the unembedding has the embedding's count plus "
                    "its biases, so the two lines coincide: unembedding wide and pale, embedding dashed on top.")
