@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from interp.jl import angle_deg, jl_rate, levenshtein_bound, welch_bound, coherence_lower_bound
 from interp.chirps import chirp_prime, chirp_start
@@ -133,25 +134,40 @@ def small_packings(config: Config) -> pd.DataFrame:
 
 # -- figures -----------------------------------------------------------------------------
 def plot_angles(hist: pd.DataFrame, n: int, d: int) -> plt.Figure:
-    """All pairwise angles, log counts, with the bounds' forbidden zone marked."""
-    fig, ax = plt.subplots(figsize=(10, 4))
+    """All pairwise angles, log counts, with the bounds' forbidden zone marked.
+
+    One panel per start (random vectors, the chirp frame), each beside what the optimiser made
+    of it: the two optimised histograms nearly coincide, so drawn on one axes one hid the other.
+    """
     colors = {"random": "tab:grey", "optimised from random": "tab:blue", "chirp frame": "tab:green",
               "optimised from chirp": "tab:purple"}
-    for name, group in hist.groupby("vectors", sort=False):
-        shown = group[group["pairs"] > 0]
-        ax.step(shown["angle_deg"], shown["pairs"], where="mid", color=colors.get(name), label=name, lw=1)
+    present = list(hist["vectors"].unique())
+    panels = [[name for name in pair if name in present]
+              for pair in (("random", "optimised from random"), ("chirp frame", "optimised from chirp"))]
+    panels = [names for names in panels if names]
+    panels += [[name] for name in present if not any(name in names for names in panels)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True, squeeze=False)
     lev = angle_deg(coherence_lower_bound(n, d))
-    ax.axvspan(lev, 180 - lev, color="tab:red", alpha=0.08,
-               label=f"bounds: some pair must lie outside ({lev:.2f}°, {180 - lev:.2f}°)")
-    for x in (lev, 180 - lev):
-        ax.axvline(x, color="tab:red", lw=1, ls="--")
-    ax.axvspan(89, 91, color="gold", alpha=0.5, label="89-91° (impossible for all pairs)")
     seen = hist.loc[hist["pairs"] > 0, "angle_deg"]
     half = max(90 - seen.min(), seen.max() - 90, 90 - lev) + 5  # every pair shown, centred on 90°
-    ax.set(yscale="log", xlim=(max(0, 90 - half), min(180, 90 + half)), xlabel="angle between vectors (degrees)",
-           ylabel="pairs per 0.25°")
-    ax.set_title(f"{n:,} vectors in {d} dimensions: every pairwise angle")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    for ax, names in zip(axes[0], panels):
+        ax.axvspan(lev, 180 - lev, color="tab:red", alpha=0.08,
+                   label=f"some pair must lie outside ({lev:.2f}°, {180 - lev:.2f}°)")
+        for x in (lev, 180 - lev):
+            ax.axvline(x, color="tab:red", lw=1, ls="--")
+        ax.axvspan(89, 91, color="gold", alpha=0.5, label="89-91° (impossible for all pairs)")
+        for name in names:
+            shown = hist[(hist["vectors"] == name) & (hist["pairs"] > 0)]
+            ax.step(shown["angle_deg"], shown["pairs"], where="mid", color=colors.get(name), label=name, lw=1.2)
+        ax.set(yscale="log", xlim=(max(0, 90 - half), min(180, 90 + half)),
+               xlabel="angle between vectors (degrees)")
+        ax.set_title(" and ".join(names), fontsize=10.5)
+        handles, labels = ax.get_legend_handles_labels()
+        order = [labels.index(name) for name in names] + [0, 1]  # the series first, then the bands
+        ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8.5, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    axes[0][0].set_ylabel("pairs per 0.25° bin (log scale)")
+    fig.suptitle(f"{n:,} vectors in {d} dimensions: every pairwise angle")
     fig.tight_layout()
     return fig
 
@@ -161,7 +177,7 @@ def plot_history(history: pd.DataFrame, lower: float) -> plt.Figure:
     for start, run in history.groupby("start", sort=False):
         ax.plot(run["step"], run["max_abs_cos"], label=f"optimiser from {start}")
     ax.axhline(lower, color="tab:red", ls="--", label="lower bound")
-    ax.axhline(1.5 * lower, color="tab:orange", ls=":", label="1.5 x lower bound")
+    ax.axhline(1.5 * lower, color="tab:grey", ls=":", label="1.5 x lower bound")
     # the whole of every curve: a random start begins far above twice the bound
     top = max(float(history["max_abs_cos"].max()), 1.5 * lower) * 1.05
     ax.set(xlabel="step", ylabel="max |cos| (best so far)", ylim=(0.9 * lower, top))
@@ -177,20 +193,29 @@ def plot_capacity(curves: pd.DataFrame) -> plt.Figure:
     grid = sns.relplot(long, x="d", y="n", hue="vectors", col="eps", kind="line", marker="o", height=3.2,
                        facet_kws={"sharex": False, "sharey": False})
     grid.set(yscale="log")
-    grid.set_axis_labels("dimensions d", "vectors with every |cos| <= eps")
+    for eps, ax in zip(grid.col_names, grid.axes.flat):
+        ax.set_xticks(sorted(long.loc[long["eps"] == eps, "d"].unique()))
+        # plain numbers on the log axis: a range such as 20-40 would otherwise show no label at all
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    grid.set_axis_labels("dimensions d", "vectors with every |cos| <= eps\n(log scale)")
     return grid.figure
 
 
 def plot_small(small: pd.DataFrame) -> plt.Figure:
+    """Bars from 0°, so equal angles look equal; each bar's angle written on it."""
     long = small.melt(id_vars=["n", "d"], value_vars=["optimised_deg", "best_known_deg", "bound_deg"],
                       var_name="source", value_name="degrees")
     long["source"] = long["source"].map({"optimised_deg": "optimised", "best_known_deg": "best known",
                                          "bound_deg": "upper bound (no packing exceeds it)"})
-    long["case"] = long["n"].astype(str) + " lines in R^" + long["d"].astype(str)
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    long["case"] = long["n"].astype(str) + " lines\nin R^" + long["d"].astype(str)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     sns.barplot(long, x="case", y="degrees", hue="source", ax=ax)
-    ax.set(ylim=(40, 95), ylabel="smallest angle (degrees)", xlabel="")
-    ax.tick_params(axis="x", rotation=30)
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.2f°", label_type="center", rotation=90, fontsize=8.5, color="white")
+    ax.set(ylim=(0, 90), yticks=range(0, 91, 15), ylabel="smallest angle (degrees)", xlabel="")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -242,8 +267,9 @@ def run(config: Config) -> Report:
         f"is impossible. Random directions reach a largest |cos| of {rnd['max_abs_cos']:.3f} (smallest angle "
         f"{rnd['min_angle_deg']:.1f}°). " + story + " The histogram shows every "
         "one of the pairs on a log scale, so no pair that collapsed towards parallel can hide."))
-    section.figure(plot_angles(hist, n, d), "angles", "All pairwise angles of each set of vectors; the red "
-                   "band is where the bounds forbid every pair to lie.")
+    section.figure(plot_angles(hist, n, d), "angles", "All pairwise angles of each set of vectors, each "
+                   "start beside the optimiser's result from it (pairs per 0.25° bin, log scale); the red band is "
+                   "where the bounds forbid every pair to lie.")
     section.table(summary, "series_summary", "Largest |cos| and smallest angle of each set of vectors.")
     section.figure(plot_history(history, lower), "history", "Largest |cos| during optimisation.")
     section.table(hist[hist["pairs"] > 0], "angle_histogram", "Pairs per 0.25° bin.", max_rows=10)
@@ -263,7 +289,8 @@ def run(config: Config) -> Report:
         "eps the optimiser's capacity (largest n it packs; doubling then bisection) is shown beside random "
         "vectors added until the first clash and the most the Welch/Levenshtein bounds allow. The JL lemma "
         "predicts exponential growth, ln n ~ rate x d with rate (eps²/2 - eps³/3)/4 for random projections."))
-    section.figure(plot_capacity(curves), "capacity", "Capacity n against d per eps (log scale).")
+    section.figure(plot_capacity(curves), "capacity", "Capacity n against d per eps (log scale): the "
+                   "optimiser's, random vectors' (added until the first clash) and the bounds' most.")
     section.table(curves, "capacity", "Capacity per (d, eps).")
     section.table(growth, "growth", "Fitted slope of ln n against d, beside the JL rate.")
     opt_growth = growth[growth["vectors"] == "optimised"]
@@ -282,10 +309,12 @@ def run(config: Config) -> Report:
         "Question: does the optimiser find the known optima? n lines through the origin of R^3 and R^4, "
         "against Conway, Hardin & Sloane's table (1996) and packings that meet a bound. "
         f"The largest shortfall is {worst_gap:.3f}°."))
+    loose = small.loc[(small["bound_deg"] - small["best_known_deg"]).idxmax()]
     section.figure(plot_small(small), "small", "Smallest angle between the n lines: optimiser, best known packing, "
                    "and the bound (bound_deg), an UPPER bound on the smallest angle (the angle of the Welch / "
-                   "Levenshtein lower bound on the largest |cos|): no packing can beat it, e.g. 5 lines in R^3 "
-                   "have bound 65.91° and best known 63.43°.")
+                   "Levenshtein lower bound on the largest |cos|): no packing can beat it, e.g. "
+                   f"{int(loose['n'])} lines in R^{int(loose['d'])} have bound {loose['bound_deg']:.2f}° and best "
+                   f"known {loose['best_known_deg']:.2f}°. The axis starts at 0°, so equal angles look equal.")
     section.table(small, "small_cases", "Optimiser against best known packings (degrees); bound_deg is an upper "
                   "bound on the smallest angle, gap_deg = best known - optimised.")
     report.headline("small_case_worst_gap_deg", worst_gap, "largest shortfall from a best known packing (degrees)")
