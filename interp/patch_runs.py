@@ -17,6 +17,7 @@ pass; run the last block for the last position alone when the metric reads only 
 Models that honour none of them run every forward from the tokens with a writing hook.
 """
 
+import operator
 from typing import Any, Callable, Optional
 
 import einops
@@ -37,9 +38,31 @@ def hook_name(activation: str, layer: int) -> str:
     return HOOKS[activation].format(layer=layer)
 
 
+def whole_number(value: Any) -> Optional[int]:
+    """``value`` as an int when it is a whole number type (numpy and 0-d torch integers too; not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as an int >= 1, or a ValueError naming ``name``."""
+    count = whole_number(value)
+    if count is None or count < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return count
+
+
 def check_metric_value(value: Any, batch: int, per_example: bool) -> Tensor:
     """The metric's value as a tensor, or a ValueError saying which shape was expected."""
-    value = torch.as_tensor(value)
+    try:
+        value = torch.as_tensor(value)
+    except (TypeError, RuntimeError, ValueError):  # a string, None, a ragged list ...
+        want = f"a [batch] tensor of length {batch}" if per_example else "a scalar (0-d tensor)"
+        raise ValueError(f"the metric must return {want}, got {type(value).__name__} {value!r:.60}") from None
     expected = (batch,) if per_example else ()
     if tuple(value.shape) != expected:
         want = f"a [batch] tensor of length {batch}" if per_example else "a scalar (0-d tensor)"

@@ -43,7 +43,7 @@ On SmolLM2-135M a 12-token pair's ``resid_pre`` sweep equals TransformerLens's o
 also runs the shortcut checks; ``benchmarks/bench_patching_lm.py``).
 """
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pandas as pd
 import torch
@@ -51,12 +51,12 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.hooks import cached_run
-from interp.patch_runs import (can_resume, check_metric_value, hook_name, patched_values, receiver_activations,
-                               repeat_kwargs, run_metric)
+from interp.patch_runs import (can_resume, check_count, check_metric_value, hook_name, patched_values,
+                               receiver_activations, repeat_kwargs, run_metric, whole_number)
 from interp.resume import HOOKS, accepts_prefix_kv, reads_last_position_only, receiver_names
 
-__all__ = ["DIRECTIONS", "Metric", "activation_patching", "check_metric_value", "check_token_pair", "hook_name",
-           "patch_sites", "patching_frame", "receiver_activations", "run_metric"]
+__all__ = ["DIRECTIONS", "Metric", "activation_patching", "check_layers", "check_metric_value", "check_token_pair",
+           "hook_name", "patch_sites", "patching_frame", "receiver_activations", "run_metric"]
 
 DIRECTIONS = ("denoise", "noise")
 Metric = Callable[[Tensor], Tensor]
@@ -72,6 +72,27 @@ def check_token_pair(clean_tokens: Tensor, corrupted_tokens: Tensor) -> None:
             f"{tuple(corrupted_tokens.shape)}: patching pairs positions one to one, so the prompts "
             "must have the same number of tokens (choose a corruption of equal length, or pad both)"
         )
+
+
+def check_layers(layers: Optional[Iterable[int]], n_layers: int) -> list[int]:
+    """``layers`` as a list of block indices (every block when None), or a ValueError saying what to change.
+
+    A layer may appear twice (its row is computed twice); a negative one is refused rather than
+    counted from the end, so that a mistake in computing it cannot pass for the last block.
+    """
+    if layers is None:
+        return list(range(n_layers))
+    try:
+        wanted = list(layers) if not isinstance(layers, str) else None
+    except TypeError:  # a single int, say
+        wanted = None
+    if not wanted:
+        raise ValueError(f"layers must be a non-empty list of block indices in [0, {n_layers}) or None (every "
+                         f"block), got {layers!r}")
+    bad = [layer for layer in wanted if whole_number(layer) is None or not 0 <= whole_number(layer) < n_layers]
+    if bad:
+        raise ValueError(f"layers must lie in [0, {n_layers}) (n_layers={n_layers}), got {bad} in {layers!r}")
+    return [whole_number(layer) for layer in wanted]
 
 
 def activation_patching(
@@ -96,10 +117,13 @@ def activation_patching(
     ``max_rows`` bounds the stacked batch of one forward (memory).
     """
     check_token_pair(clean_tokens, corrupted_tokens)
+    if not isinstance(activation, str) or activation not in HOOKS:
+        raise ValueError(f"unknown activation {activation!r}; use one of {tuple(HOOKS)}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    layers = check_layers(layers, model.cfg.n_layers)
+    max_rows = check_count("max_rows", max_rows)
     donor, receiver = (clean_tokens, corrupted_tokens) if direction == "denoise" else (corrupted_tokens, clean_tokens)
-    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     names = [hook_name(activation, layer) for layer in layers]
     batch = receiver.shape[0]
     # donor and receiver in one forward: the donor activations, plus the receiver's to

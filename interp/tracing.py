@@ -25,6 +25,7 @@ does), and drawn from a generator seeded by ``seed``: same seed, same numbers. T
 copies and the restored sites are stacked along the batch, ``max_rows`` rows per forward.
 """
 
+import math
 import weakref
 from typing import Any, Callable, Optional, Sequence
 
@@ -35,6 +36,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.patch_runs import check_count, whole_number
 from interp.patching import check_metric_value, run_metric
 from interp.trace_runs import corrupted_run, restored_scores, traces_fast
 
@@ -64,11 +66,28 @@ def find_subject(tokens: Sequence[int], subject_tokens: Sequence[int]) -> tuple[
                      "pass the subject exactly as it is tokenized inside the prompt")
 
 
-def check_subject(subject: tuple[int, int], n_pos: int) -> None:
-    start, stop = subject
-    if not 0 <= start < stop <= n_pos:
-        raise ValueError(f"subject span {subject} is not inside the prompt of {n_pos} tokens; "
-                         "it must be (start, stop) with 0 <= start < stop <= n_pos")
+def check_subject(subject: tuple[int, int], n_pos: int) -> tuple[int, int]:
+    """``subject`` as a pair of ints inside a prompt of ``n_pos`` tokens, or a ValueError saying what to change."""
+    try:
+        pair = [whole_number(i) for i in subject] if not isinstance(subject, str) else []
+    except TypeError:  # not a sequence at all
+        pair = []
+    if len(pair) != 2 or None in pair or not 0 <= pair[0] < pair[1] <= n_pos:
+        raise ValueError(f"subject span {subject!r} is not inside the prompt of {n_pos} tokens; "
+                         "it must be (start, stop), whole numbers with 0 <= start < stop <= n_pos")
+    return pair[0], pair[1]
+
+
+def check_noise_std(noise_std: Any) -> float:
+    """``noise_std`` as a float, or a ValueError unless it is a finite number >= 0."""
+    try:
+        std = float(noise_std) if not isinstance(noise_std, (str, bytes, bool)) else math.nan
+    except (TypeError, ValueError, RuntimeError):  # not a number, or a tensor of several
+        std = math.nan
+    if not (math.isfinite(std) and std >= 0):
+        raise ValueError(f"noise_std must be a finite number >= 0 (ROME: 3 times the embeddings' standard "
+                         f"deviation, see embedding_std), got {noise_std!r}")
+    return std
 
 
 def position_group(pos: int, subject: tuple[int, int], n_pos: int) -> str:
@@ -146,26 +165,31 @@ def causal_trace(
     """
     if tokens.ndim == 1:
         tokens = tokens[None]
-    if tokens.ndim != 2 or tokens.shape[0] != 1:
-        raise ValueError(f"trace one prompt at a time: tokens must be [1 pos], got {tuple(tokens.shape)}")
+    if tokens.ndim != 2 or tokens.shape[0] != 1 or tokens.shape[1] == 0:
+        raise ValueError(f"trace one prompt at a time: tokens must be [1 pos] with pos >= 1, got {tuple(tokens.shape)}")
     n_pos, n_layers = tokens.shape[1], model.cfg.n_layers
-    check_subject(subject, n_pos)
+    subject = check_subject(subject, n_pos)
     if (answer is None) == (metric is None):
         raise ValueError("give exactly one of answer (a token id) or metric (output -> [samples] score)")
+    if isinstance(kinds, str) or not kinds:
+        raise ValueError(f"kinds must be a non-empty sequence of {tuple(KIND_HOOKS)}, got {kinds!r}")
     unknown = [k for k in kinds if k not in KIND_HOOKS]
     if unknown:
         raise ValueError(f"unknown kinds {unknown}; use some of {tuple(KIND_HOOKS)}")
-    if samples < 1 or window < 1:
-        raise ValueError(f"samples ({samples}) and window ({window}) must be at least 1")
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be non-negative, got {noise_std}")
-    metric = answer_probability(answer) if metric is None else metric
+    samples, window, max_rows = (check_count(name, value) for name, value in
+                                 (("samples", samples), ("window", window), ("max_rows", max_rows)))
+    noise_std = check_noise_std(noise_std)
+    if whole_number(seed) is None or not -2**63 <= seed < 2**64:
+        raise ValueError(f"seed must be a whole number in [-2**63, 2**64), got {seed!r}")
 
     names = sorted({KIND_HOOKS[k].format(layer=layer) for k in kinds for layer in range(n_layers)})
     with torch.no_grad():
         clean_out, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names, **forward_kwargs)
         if output_hook is not None:
             clean_out = run_metric(model, tokens, [], output_hook, **forward_kwargs)
+    if answer is not None and (whole_number(answer) is None or not 0 <= answer < clean_out.shape[-1]):
+        raise ValueError(f"answer must be a token id in [0, {clean_out.shape[-1]}), got {answer!r}")
+    metric = answer_probability(answer) if metric is None else metric
     clean_score = float(check_metric_value(metric(clean_out), 1, per_example=True)[0])
 
     # one noise draw per sample, shared by every restoration (ROME reseeds per trace)
@@ -184,6 +208,7 @@ def causal_trace(
     scores = None
     if fast and output_hook is None and not forward_kwargs:
         out, receiver = corrupted_run(model, tokens, noise, subject, embed_hook)
+        _check_finite(out, clean_out, noise_std)  # before the checks of traces_fast, which are kept per model
         if traces_fast(model, receiver, out, metric) and _fast_agrees(model, tokens, out, receiver, cache, sites,
                                                                       restores, noise, subject, metric, embed_hook):
             with torch.no_grad():
@@ -192,6 +217,7 @@ def causal_trace(
     if scores is None:
         corrupted_score = float(_noised_scores(model, tokens, [[]], [0], noise, subject, cache, metric, embed_hook,
                                                output_hook, max_rows, forward_kwargs)[0])
+        _check_finite(torch.tensor(corrupted_score), torch.tensor(clean_score), noise_std)
         scores = _noised_scores(model, tokens, [[name for name, _ in r] for r in restores], positions, noise, subject,
                                 cache, metric, embed_hook, output_hook, max_rows, forward_kwargs)
     df = pd.DataFrame(sites, columns=["kind", "layer", "pos"])
@@ -200,6 +226,13 @@ def causal_trace(
     df["corrupted"], df["clean"] = corrupted_score, clean_score
     df["indirect_effect"] = df["score"] - corrupted_score
     return df
+
+
+def _check_finite(noised: Tensor, clean: Tensor, noise_std: float) -> None:
+    """Noise so large that the model overflows (float32 LayerNorms square it) gives NaN scores: say so."""
+    if torch.isfinite(clean).all() and not torch.isfinite(noised).all():
+        raise ValueError(f"noise_std={noise_std:g} overflows the model's activations (the noised run is not "
+                         "finite); use a smaller noise_std, such as 3 * embedding_std(model, subject_tokens)")
 
 
 def _noised_scores(model, tokens, restores, positions, noise, subject, cache, metric, embed_hook, output_hook,

@@ -83,6 +83,23 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          "(n_ctx 6), ids from -3 to 16 (d_vocab 11), logits and loss",
          _generated(fz.test_token_tensors_give_logits_or_a_value_error),
          "finite logits [batch pos d_vocab] and loss, or ValueError", ["test_token_tensors_give_logits_or_a_value_error"]),
+        ("patching", "`activation_patching` on a 2-layer Transformer: batches of 1 to 3, clean and corrupted tokens "
+         "of random lengths (0 to 7, n_ctx 6; unequal, ids outside the vocabulary, no batch dim), every activation "
+         "and random names, both directions and random ones, layers (None, duplicates, any order; empty, negative, "
+         "out of range, not ints), metrics returning a scalar or [batch] (last or every position, a float) for "
+         "per_example both ways, or [batch + 1], 2-D, a string, None; max_rows",
+         _generated(fz.test_patching_returns_its_documented_shape_or_names_the_argument),
+         "[layer pos (head_index) (batch)], finite and within 1e-4 of one hooked forward per site; or ValueError "
+         "naming a wrong argument", ["test_patching_returns_its_documented_shape_or_names_the_argument"]),
+        ("tracing", "`causal_trace` on the same model: prompts of 1 to 6 tokens (and none, 7, two prompts, ids outside "
+         "the vocabulary), subject spans (empty, reversed, out of range, not a pair of ints), answer ids or metrics "
+         "([samples] over the last or every position; a scalar, [samples + 1], 2-D, a string; both or neither), "
+         "kinds (duplicates; empty, unknown, a string), samples, window, max_rows, noise_std (0 to 1e300; negative, "
+         "NaN, inf, not a number), seed, both engines",
+         _generated(fz.test_tracing_returns_its_documented_frame_or_names_the_argument),
+         "kinds x layers x positions rows, finite, the fast engine within 1e-4 of the hooked batches; or ValueError "
+         "naming a wrong argument (noise so large that float32 overflows: naming noise_std)",
+         ["test_tracing_returns_its_documented_frame_or_names_the_argument"]),
         ("configs", "TransformerConfig from random values of any type",
          _generated(fz.test_transformer_config_is_valid_or_names_the_field),
          "valid (every field of its type), or ValueError naming the field",
@@ -156,8 +173,6 @@ def render() -> str:
         "`tests/test_reliability_table.py` fails when this page and the tests disagree. Property-based",
         "rows run the CI profile (`tests/conftest.py`); `HYPOTHESIS_PROFILE=dev` runs "
         f"{settings.get_profile('dev').max_examples} examples each.",
-        "",
-        "Not yet covered here: patching and tracing inputs.",
         "",
         "| area | injected or tried | cases | gets | tests |",
         "| --- | --- | --- | --- | --- |",

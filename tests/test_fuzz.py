@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import pytest
 import torch
-from hypothesis import assume, example, given
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 
 import analyses
@@ -399,3 +399,285 @@ def test_token_tensors_give_logits_or_a_value_error(tiny_transformer, dtype, sha
     if return_type != "logits":
         loss = out[1] if return_type == "both" else out
         assert torch.isfinite(loss).all(), f"loss {loss} for tokens of shape {tuple(tokens.shape)}"
+
+
+# ---------------------------------------------------------------------------- patching and tracing
+#
+# A call is drawn valid except for the arguments in its ``broken`` set (at most two, often none):
+# then it must return what the docstring promises (and the same numbers as a plain hooked
+# reference), or raise a ValueError naming one of the broken arguments.
+
+
+class Call(typing.NamedTuple):
+    broken: frozenset
+    kwargs: dict
+
+
+@pytest.fixture(scope="module")
+def two_layers():
+    from models.transformer import Transformer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return Transformer(TransformerConfig(d_model=8, n_layers=2, n_heads=2, d_mlp=16, d_vocab=11, n_ctx=6)).eval()
+
+
+def token_grid(batch: int, n_pos: int) -> st.SearchStrategy:
+    return st.lists(st.integers(0, 10), min_size=batch * n_pos, max_size=batch * n_pos).map(
+        lambda ids: torch.tensor(ids, dtype=torch.long).reshape(batch, n_pos))
+
+
+def broken_tokens(draw, clean: torch.Tensor, corrupted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pair the model or the patching cannot take (d_vocab 11, n_ctx 6)."""
+    how = draw(st.sampled_from(["lengths differ", "batches differ", "no token", "longer than n_ctx",
+                                "an id outside the vocabulary", "no batch dim"]))
+    batch, n_pos = clean.shape
+    if how == "lengths differ":
+        return clean, torch.cat([corrupted, corrupted[:, :1]], 1)
+    if how == "batches differ":
+        return clean, torch.cat([corrupted, corrupted[:1]])
+    if how == "no token":
+        return clean[:, :0], corrupted[:, :0]
+    if how == "longer than n_ctx":
+        return clean.repeat(1, 7)[:, :7], corrupted.repeat(1, 7)[:, :7]
+    if how == "an id outside the vocabulary":
+        corrupted = corrupted.clone()
+        corrupted[draw(st.integers(0, batch - 1)), draw(st.integers(0, n_pos - 1))] = draw(st.sampled_from([-1, 11]))
+        return clean, corrupted
+    return clean[0], corrupted[0]
+
+
+# name -> (metric of [batch pos d_vocab] logits, the per_example it fits: False a scalar, True [batch], None neither)
+PATCH_METRICS = {
+    "scalar, last position": (lambda lg: lg[:, -1, 3].mean() - lg[:, -1, 5].mean(), False),
+    "scalar, every position": (lambda lg: lg[..., 3].mean(), False),
+    "python float": (lambda lg: float(lg[:, -1, 3].mean()), False),
+    "[batch], last position": (lambda lg: lg[:, -1, 3] - lg[:, -1, 5], True),
+    "[batch], every position": (lambda lg: lg[..., 3].mean(-1), True),
+    "[batch + 1]": (lambda lg: torch.cat([lg[:, -1, 3], lg[:1, -1, 3]]), None),
+    "[batch 2]": (lambda lg: lg[:, -1, :2], None),
+    "a string": (lambda lg: "logit difference", None),
+    "None": (lambda lg: None, None),
+}
+PATCH_ARGUMENTS = ("tokens", "activation", "direction", "layers", "metric", "max_rows")
+BAD_LAYERS = [-1, -2, 2, 3, 1.5, "1", True, None]
+
+
+@st.composite
+def patching_calls(draw) -> Call:
+    from interp.patching import DIRECTIONS
+    from interp.resume import HOOKS
+
+    broken = frozenset(draw(st.sets(st.sampled_from(PATCH_ARGUMENTS), max_size=2)))
+    batch, n_pos = draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    clean, corrupted = draw(token_grid(batch, n_pos)), draw(token_grid(batch, n_pos))
+    if "tokens" in broken:
+        clean, corrupted = broken_tokens(draw, clean, corrupted)
+    activation = draw(st.text(max_size=8).filter(lambda a: a not in HOOKS) if "activation" in broken
+                      else st.sampled_from(list(HOOKS)))
+    direction = draw(st.text(max_size=8).filter(lambda d: d not in DIRECTIONS) if "direction" in broken
+                     else st.sampled_from(DIRECTIONS))
+    valid_layers = st.lists(st.integers(0, 1), max_size=4)  # duplicates and any order are fine
+    if "layers" in broken:  # empty, not a list, or holding one bad entry
+        layers = draw(st.one_of(st.just([]), st.sampled_from([2, "0", 1.5]), st.builds(
+            lambda ok, bad, at: ok[:at] + [bad] + ok[at:], valid_layers, st.sampled_from(BAD_LAYERS), st.integers(0, 4))))
+    else:
+        layers = draw(st.one_of(st.none(), valid_layers.filter(bool)))
+    per_example = draw(st.booleans())
+    fits = [name for name, (_, fit) in PATCH_METRICS.items() if (fit == per_example) != ("metric" in broken)]
+    metric = draw(st.sampled_from(fits))
+    max_rows = draw(st.one_of(st.integers(-2, 0), st.sampled_from([2.5, "8", True])) if "max_rows" in broken
+                    else st.integers(1, 40))
+    return Call(broken, dict(clean_tokens=clean, corrupted_tokens=corrupted, metric=metric, activation=activation,
+                             direction=direction, layers=layers, per_example=per_example, max_rows=max_rows))
+
+
+def patched_one_by_one(model, clean_tokens, corrupted_tokens, metric, activation, direction, layers, per_example,
+                       **_) -> torch.Tensor:
+    """TransformerLens's procedure: one forward per site, a hook writing the donor's activation."""
+    from interp.patching import hook_name
+
+    donor, receiver = (clean_tokens, corrupted_tokens) if direction == "denoise" else (corrupted_tokens, clean_tokens)
+    layers = range(model.cfg.n_layers) if layers is None else layers
+    names = [hook_name(activation, layer) for layer in layers]
+    _, cache = model.run_with_cache(donor, names_filter=lambda name: name in names)
+    heads = model.cfg.n_heads if activation == "z" else 1
+    rows = []
+    for name in names:
+        for pos in range(receiver.shape[1]):
+            for head in range(heads):
+                index = (slice(None), pos, head) if activation == "z" else (slice(None), pos)
+
+                def write(act, hook, index=index, name=name):
+                    act[index] = cache[name][index]
+                    return act
+
+                rows.append(torch.as_tensor(metric(model.run_with_hooks(receiver, fwd_hooks=[(name, write)]))))
+    shape = (len(names), receiver.shape[1]) + ((heads,) if activation == "z" else ()) + \
+        ((receiver.shape[0],) if per_example else ())
+    return torch.stack(rows).float().reshape(shape)
+
+
+def assert_names_a_broken_argument(error: ValueError, call: Call, aliases: dict) -> None:
+    assert call.broken, f"refused a valid call: {error}\n{call}"
+    named = [arg for arg in call.broken if aliases.get(arg, arg) in str(error)]
+    assert named, f"the ValueError names none of the broken arguments {sorted(call.broken)}: {error}\n{call}"
+
+
+def patch_call(broken=(), **changes) -> Call:
+    """A one-token call with ``changes``, for the pinned examples."""
+    call = dict(clean_tokens=torch.tensor([[0]]), corrupted_tokens=torch.tensor([[0]]), metric="scalar, last position",
+                activation="resid_pre", direction="denoise", layers=None, per_example=False, max_rows=1)
+    return Call(frozenset(broken), {**call, **changes})
+
+
+@given(call=patching_calls())
+@example(call=patch_call({"layers"}, layers=[]))  # RuntimeError inside torch.cartesian_prod
+@example(call=patch_call({"layers"}, layers=2))  # TypeError: 'int' object is not iterable
+@example(call=patch_call({"layers"}, layers=[2]))  # a ValueError naming the hook 'blocks.2.hook_resid_pre' only
+@example(call=patch_call({"layers"}, layers=[1.5]))  # TypeError
+@example(call=patch_call({"metric"}, metric="None"))  # RuntimeError: Could not infer dtype of NoneType
+@example(call=patch_call({"metric"}, metric="a string"))  # TypeError: new(): invalid data type 'str'
+@example(call=patch_call({"max_rows"}, max_rows=0))  # taken as 1
+def test_patching_returns_its_documented_shape_or_names_the_argument(two_layers, call):
+    from interp.patching import activation_patching
+
+    model, kwargs = two_layers, dict(call.kwargs, metric=PATCH_METRICS[call.kwargs["metric"]][0])
+    try:
+        with torch.no_grad():
+            effect = activation_patching(model, **kwargs)
+    except ValueError as e:
+        assert_names_a_broken_argument(e, call, {"tokens": "token"})
+        event("refused")
+        return
+    assert not call.broken, f"accepted a call with broken {sorted(call.broken)}: {call}"
+    event(f"returned ({kwargs['activation']})")
+    clean = kwargs["clean_tokens"]
+    n_layers = model.cfg.n_layers if kwargs["layers"] is None else len(kwargs["layers"])
+    expected = (n_layers, clean.shape[1]) + ((model.cfg.n_heads,) if kwargs["activation"] == "z" else ()) + \
+        ((clean.shape[0],) if kwargs["per_example"] else ())
+    assert tuple(effect.shape) == expected and torch.isfinite(effect).all(), (tuple(effect.shape), expected)
+    with torch.no_grad():
+        reference = patched_one_by_one(model, **kwargs)
+    assert torch.allclose(effect, reference, rtol=1e-4, atol=1e-5), (
+        f"the batched sweep differs from one forward per site by {(effect - reference).abs().max():.2e}: {call}")
+
+
+# name -> (metric of [samples pos d_vocab] logits, whether it returns the [samples] a trace needs)
+TRACE_METRICS = {
+    "[samples], last position": (lambda lg: torch.softmax(lg[:, -1], -1)[:, 3], True),
+    "[samples], every position": (lambda lg: lg[..., 3].mean(-1), True),
+    "scalar": (lambda lg: lg[:, -1, 3].mean(), False),
+    "[samples + 1]": (lambda lg: torch.cat([lg[:, -1, 3], lg[:1, -1, 3]]), False),
+    "[samples 2]": (lambda lg: lg[:, -1, :2], False),
+    "a string": (lambda lg: "probability", False),
+}
+TRACE_ARGUMENTS = ("tokens", "subject", "answer", "metric", "kinds", "samples", "window", "noise_std", "seed",
+                   "max_rows")
+COUNT_MISTAKES = st.one_of(st.integers(-2, 0), st.sampled_from([1.5, True, "2", None]))
+HUGE_NOISE = 1e6  # a noise so large may overflow the model's float32 activations
+
+
+@st.composite
+def tracing_calls(draw) -> Call:
+    from interp.tracing import KIND_HOOKS
+
+    broken = frozenset(draw(st.sets(st.sampled_from(TRACE_ARGUMENTS), max_size=2)))
+    n_pos = draw(st.integers(1, 6))
+    tokens = draw(token_grid(1, n_pos))
+    if "tokens" in broken:
+        how = draw(st.sampled_from(["two prompts", "no token", "longer than n_ctx", "an id outside the vocabulary"]))
+        if how == "two prompts":
+            tokens = tokens.repeat(2, 1)
+        elif how == "no token":
+            tokens = tokens[:, :0]
+        elif how == "longer than n_ctx":
+            tokens, n_pos = tokens.repeat(1, 7)[:, :7], 7
+        else:
+            tokens = tokens.clone()
+            tokens[0, draw(st.integers(0, n_pos - 1))] = draw(st.sampled_from([-1, 11]))
+    elif draw(st.booleans()):
+        tokens = tokens[0]  # one prompt without its batch dim is taken too
+    start = draw(st.integers(0, max(n_pos - 1, 0)))
+    subject = (start, draw(st.integers(start + 1, max(n_pos, start + 1))))
+    if "subject" in broken:
+        subject = draw(st.one_of(
+            st.integers(0, n_pos).map(lambda i: (i, i)),  # empty
+            st.tuples(st.integers(0, n_pos - 1), st.integers(1, 3)).map(lambda s: (s[0] + s[1], s[0])),  # reversed
+            st.tuples(st.integers(-3, -1), st.integers(1, n_pos)), st.just((0, n_pos + 1)),  # out of range
+            st.sampled_from([(0, 1, 2), (0.5, 1), 1, None, "ab"])))
+    answer, metric = draw(st.integers(0, 10)), None
+    if draw(st.booleans()):
+        answer, metric = None, draw(st.sampled_from([name for name, (_, fit) in TRACE_METRICS.items() if fit]))
+    if "answer" in broken:  # out of range or not an id, or given with a metric, or neither given
+        answer, metric = draw(st.one_of(
+            st.tuples(st.sampled_from([-1, 11, 2.5, "3", True]), st.none()),
+            st.tuples(st.integers(0, 10), st.just("[samples], last position")), st.just((None, None))))
+    elif "metric" in broken:
+        answer, metric = None, draw(st.sampled_from([name for name, (_, fit) in TRACE_METRICS.items() if not fit]))
+    valid_kinds = st.lists(st.sampled_from(list(KIND_HOOKS)), min_size=1, max_size=3)
+    kinds = draw(st.one_of(st.just([]), st.sampled_from(["resid", None]), valid_kinds.map(lambda k: [*k, "bogus"]))
+                 if "kinds" in broken else valid_kinds)
+    samples = draw(COUNT_MISTAKES if "samples" in broken else st.integers(1, 3))
+    window = draw(COUNT_MISTAKES if "window" in broken else st.integers(1, 4))
+    noise_std = draw(st.one_of(st.floats(max_value=-1e-9), st.sampled_from([math.nan, math.inf, "1", True, None]))
+                     if "noise_std" in broken else
+                     st.one_of(st.floats(0, 10), st.integers(0, 3), st.floats(HUGE_NOISE, 1e300)))
+    seed = draw(st.sampled_from([2**64, -(2**63) - 1, 1.5, "0", None]) if "seed" in broken
+                else st.integers(-(2**63), 2**64 - 1))
+    max_rows = draw(COUNT_MISTAKES if "max_rows" in broken else st.integers(1, 40))
+    return Call(broken, dict(tokens=tokens, subject=subject, answer=answer, metric=metric, kinds=kinds, samples=samples,
+                             window=window, noise_std=noise_std, seed=seed, max_rows=max_rows, fast=draw(st.booleans())))
+
+
+TRACE_COLUMNS = ["kind", "layer", "pos", "group", "score", "corrupted", "clean", "indirect_effect"]
+
+
+def trace_call(broken=(), **changes) -> Call:
+    """A one-token call with ``changes``, for the pinned examples."""
+    call = dict(tokens=torch.tensor([[0]]), subject=(0, 1), answer=0, metric=None, kinds=["resid"], samples=1, window=1,
+                noise_std=0.0, seed=0, max_rows=1, fast=False)
+    return Call(frozenset(broken), {**call, **changes})
+
+
+@given(call=tracing_calls())
+@example(call=trace_call(noise_std=1.1956896757809777e38))  # a frame of NaN
+@example(call=trace_call({"noise_std"}, noise_std=math.nan))  # a frame of NaN
+@example(call=trace_call({"noise_std"}, noise_std="1"))  # TypeError: '<' not supported between 'str' and 'int'
+@example(call=trace_call({"kinds"}, kinds=[]))  # IndexError: list index out of range
+@example(call=trace_call({"subject"}, subject=(0, 1, 2)))  # ValueError: too many values to unpack
+@example(call=trace_call({"subject"}, subject=1))  # TypeError: cannot unpack non-iterable int
+@example(call=trace_call({"answer"}, answer=11))  # IndexError
+@example(call=trace_call({"answer"}, answer=-1))  # read as the last token
+@example(call=trace_call({"answer"}, answer=True))  # a boolean index: the metric got [1 1 d_vocab]
+@example(call=trace_call({"samples"}, samples=1.5))  # TypeError inside torch.randn
+@example(call=trace_call({"window"}, kinds=["mlp"], window=1.5))  # TypeError inside range
+@example(call=trace_call({"seed"}, seed=2**64))  # ValueError: Overflow when unpacking long long
+@example(call=trace_call({"metric"}, answer=None, metric="a string"))  # TypeError: new(): invalid data type 'str'
+@example(call=trace_call({"tokens"}, tokens=torch.tensor([[]], dtype=torch.long)))  # named the subject, not the tokens
+def test_tracing_returns_its_documented_frame_or_names_the_argument(two_layers, call):
+    from interp.tracing import causal_trace
+
+    model = two_layers
+    kwargs = dict(call.kwargs, metric=TRACE_METRICS[call.kwargs["metric"]][0] if call.kwargs["metric"] else None)
+    try:
+        with torch.no_grad():
+            df = causal_trace(model, **kwargs)
+    except ValueError as e:
+        huge = isinstance(kwargs["noise_std"], float) and kwargs["noise_std"] >= HUGE_NOISE
+        if huge and "noise_std" in str(e) and "overflows" in str(e):
+            event("refused: the noise overflows")
+            return
+        assert_names_a_broken_argument(e, call, {"tokens": "token"})
+        event("refused")
+        return
+    assert not call.broken, f"accepted a call with broken {sorted(call.broken)}: {call}"
+    event("returned")
+    n_pos = kwargs["tokens"].shape[-1]
+    assert list(df.columns) == TRACE_COLUMNS and len(df) == len(kwargs["kinds"]) * model.cfg.n_layers * n_pos
+    numbers = df[TRACE_COLUMNS[4:]].to_numpy()
+    assert numbers.dtype == float and bool(torch.isfinite(torch.from_numpy(numbers)).all()), df
+    with torch.no_grad():  # the fast engine and the hooked batches agree
+        other = causal_trace(model, **dict(kwargs, fast=not kwargs["fast"]))[TRACE_COLUMNS[4:]].to_numpy()
+    assert torch.allclose(torch.from_numpy(numbers), torch.from_numpy(other), rtol=1e-4, atol=1e-4), (
+        f"the fast engine and the hooked batches differ by {abs(numbers - other).max():.2e}: {call}")
