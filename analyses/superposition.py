@@ -235,19 +235,32 @@ def plot_intro(features: pd.DataFrame, W: dict[str, torch.Tensor], shown: tuple[
                     xticklabels=False, yticklabels=False)
         bottom.set_title("$W^TW$", fontsize=9)
     fig.suptitle("5 features (importance 0.9^i, dark = most important) in 2 hidden dimensions")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    bar = fig.add_axes((0.94, 0.06, 0.012, 0.36))
+    fig.colorbar(plt.matplotlib.cm.ScalarMappable(plt.matplotlib.colors.Normalize(-1.2, 1.2), "RdBu_r"), cax=bar,
+                 label="$W_i \\cdot W_j$")
     return fig
 
 
 def plot_intro_summary(summary: pd.DataFrame) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
     data = summary.assign(inverse_density=1 / (1 - summary["sparsity"]))
     sns.lineplot(data, x="inverse_density", y="represented", hue="model", marker="o", ax=ax)
-    ax.axhline(2, color="grey", ls=":", label="hidden dimensions")
-    ax.set(xscale="log", xlabel="1 / (1 - S)", ylabel="features with ||W_i|| > 0.5", ylim=(0, 5.5))
-    ax.legend()
+    # wide and pale beneath the lines: the linear model's line lies on it
+    ax.axhline(2, color="grey", lw=6, alpha=0.3, zorder=0, label="hidden dimensions (2)")
+    ax.set(xscale="log", xlabel="1 / (1 - S), inverse feature density (log scale)",
+           ylabel=f"features with ||W_i|| > {REPRESENTED:g}", ylim=(0, 5.5))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # not over the lines
     fig.tight_layout()
     return fig
+
+
+def _spread(values: list[float], gap: float) -> list[float]:
+    """Label positions near ``values`` (sorted ascending) at least ``gap`` apart, so labels do not overlap."""
+    placed: list[float] = []
+    for value in values:
+        placed.append(max(value, placed[-1] + gap) if placed else value)
+    return placed
 
 
 def plot_dimensionality(dims: pd.DataFrame) -> plt.Figure:
@@ -255,13 +268,19 @@ def plot_dimensionality(dims: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     shown = dims[dims["norm"] > REPRESENTED]
     ax.scatter(shown["inverse_density"], shown["dimensionality"], s=6, alpha=0.35, color="tab:blue",
-               label="feature dimensionality $D_i$")
+               label="feature dimensionality $D_i$ (represented features)")
     per = dims.groupby("inverse_density")["dimensions_per_feature"].first()
-    ax.plot(per.index, per.values, color="black", lw=2, label="dimensions per feature $D^*$")
-    for label, value in STICKY.items():
-        ax.axhline(value, color="tab:red", lw=0.7, ls="--", alpha=0.7)
-        ax.text(per.index.max() * 1.08, value, label, va="center", fontsize=8, color="tab:red")
-    ax.set(xscale="log", xlabel="1 / (1 - S)  (inverse feature density)", ylabel="dimensions", ylim=(0, 1.1))
+    ax.plot(per.index, per.values, color="black", lw=2, marker="o", ms=3, label="dimensions per feature $D^*$")
+    top = max(1.1, 1.05 * float(max(per.max(), shown["dimensionality"].max() if len(shown) else 0)))
+    fractions = sorted(STICKY.items(), key=lambda item: item[1])
+    # labels outside the right edge, nudged apart where two fractions are close (2/5 and 3/8)
+    positions = _spread([value for _, value in fractions], gap=0.045 * top)
+    for (label, value), y in zip(fractions, positions):
+        ax.axhline(value, color="tab:red", lw=0.7, ls="--", alpha=0.7, zorder=0)
+        ax.text(1.01, y, label, transform=ax.get_yaxis_transform(), va="center", fontsize=8.5, color="tab:red",
+                clip_on=False)
+    ax.set(xscale="log", xlabel="1 / (1 - S), inverse feature density (log scale)", ylabel="dimensions", ylim=(0, top))
+    ax.plot([], [], color="tab:red", lw=0.7, ls="--", label="sticky fractions (the paper's)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -286,9 +305,9 @@ def plot_phase(phase: pd.DataFrame) -> plt.Figure:
 def plot_sae(sae: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     sns.barplot(sae, x="feature", y="max_cos", hue="penalty", ax=ax)
-    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.axhline(0.9, color="0.2", ls=":", lw=1.2, label="cos = 0.9 (reference)")
     ax.set(ylim=(0, 1.05), ylabel="max cos with a dictionary row", xlabel="true feature (represented ones)")
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="penalty", frameon=False)  # not over the bars
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="penalty", frameon=False)  # not over the bars
     fig.tight_layout()
     return fig
 
@@ -338,7 +357,8 @@ def run(config: Config) -> Report:
         "Σ_j (Ŵ_i·W_j)² is feature i's share of a dimension; D* = m/||W||_F² the average. Dashed lines "
         "mark the fractions the paper finds features stick at (tetrahedron 3/4, triangle 2/3, antipodal "
         "pair 1/2, pentagon 2/5, square antiprism 3/8)."))
-    section.figure(plot_dimensionality(dims), "dimensionality", "D_i (dots, represented features) and D* (line).")
+    section.figure(plot_dimensionality(dims), "dimensionality", "D_i (dots, represented features) and D* (line); "
+                   "dashed red lines: the sticky fractions.")
     text = (f"D* falls from {per.iloc[0]:.3f} at 1/(1-S) = 1 to {per.iloc[-1]:.3f} at 1/(1-S) = {per.index[-1]:.0f}. ")
     if plateau["length"] > 0:
         text += (f"It sits within {PLATEAU_TOLERANCE:g} of 1/2 for {plateau['length']} consecutive sparsities, from "
@@ -387,7 +407,9 @@ def run(config: Config) -> Report:
         "latents are trained on its hidden activations (read through `hook_hidden`), one with an L1 penalty "
         "and one keeping the top k latents. Score: for each represented feature direction W_i, the best "
         "cosine with any decoder row, averaged (mean max cosine similarity, 1 = perfect)."))
-    section.figure(plot_sae(sae), "sae", "Best cosine between each true feature and the dictionary.")
+    section.figure(plot_sae(sae), "sae", "Best cosine between each true feature and the dictionary "
+                   "(1 = a decoder row points exactly along it); the dotted line at 0.9 is a reference for the eye, "
+                   "not a threshold any number here uses.")
     section.text(" ".join(f"The {p} autoencoder reaches a mean max cosine of {v:.3f}." for p, v in scores.items()))
     section.table(sae, "sae", "Per-feature recovery.")
     report.headline("sae_mmcs_l1", scores.get("l1"), "mean max cosine, L1 sparse autoencoder")
