@@ -1,7 +1,7 @@
 """The ``interp`` command: a thin wrapper around the analyses and the report writer.
 
     interp list [--json]
-    interp run NAME... | all [--quick] [--seed N] [--out DIR] [--set key=value] [--json]
+    interp run NAME... | all [--quick] [--seed N] [--out DIR] [--set key=value] [--threads N] [--json]
     interp params PRESET [--weights-only] [--json]
     interp chat [facts | smollm2] [--temperature T] [--top-p P] [--max-new-tokens N] [--seed N]
     interp zoo list | clear NAME|--all | retrain NAME [--quick] [--seed N]
@@ -94,6 +94,12 @@ def _what_to_change(error: OSError) -> str:
     return "free some space or choose another folder" if full else "make it writable or choose another folder"
 
 
+def _check_threads(threads: Optional[int]) -> Optional[int]:
+    if threads is not None and threads < 1:
+        raise typer.BadParameter(f"{threads} is not a thread count; use a whole number >= 1")
+    return threads
+
+
 def _check_seed(seed: Optional[int]) -> Optional[int]:
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise typer.BadParameter(f"{seed} is not a seed; use a whole number from 0 to {MAX_SEED}")
@@ -170,10 +176,14 @@ def run(
                                                         "holds the committed ones: a run rewrites them)."),
     assignments: list[str] = typer.Option([], "--set", help="key=value override of a config field."),
     as_json: bool = typer.Option(False, "--json", help="Print each report's results.json."),
+    threads: Optional[int] = typer.Option(None, "--threads", callback=_check_threads,
+                                          help="torch threads (default: $INTERP_THREADS, else the CPUs free for "
+                                               "this process: its CPUs less the other runnable threads)."),
 ) -> None:
     """Run analyses and write their reports, the index page (OUT/index.html) and a run log (OUT/run.log)."""
     from interp.progress import note, run_log
     from interp.report import write_index
+    from interp.threads import apply_threads, thread_choice
 
     selected = list(analyses.ANALYSES) if names == ["all"] else names
     try:
@@ -184,6 +194,10 @@ def run(
         _fail("--set applies to named analyses only; run them one by one to override fields")
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} is a file; give a folder for the reports")
+    try:
+        n_threads, why = thread_choice(threads)
+    except ValueError as error:  # $INTERP_THREADS that is not a count
+        _fail(str(error))
     preset = "quick" if quick else "full"
     results, failed, unwritable, started = {}, [], {}, time.perf_counter()
     opened = contextlib.ExitStack()
@@ -194,8 +208,10 @@ def run(
     except OSError as error:
         _fail(f"cannot write into --out {out} ({error.strerror or error}); {_what_to_change(error)}")
     with opened:
+        # before any analysis (each starts from it); the caller's count comes back after the run (in process)
+        opened.callback(apply_threads, apply_threads(n_threads))
         note(f"run {' '.join(selected)} ({preset} preset{'' if seed is None else f', seed {seed}'}) into {out}; "
-             f"log: {log}")
+             f"{n_threads} torch thread(s) ({why}); log: {log}")
         for k, (name, config) in enumerate(configs.items(), 1):
             rest = [_previous_seconds(out, n, preset) for n in list(configs)[k - 1:]]
             known = [r for r in rest if r is not None]

@@ -23,6 +23,7 @@ MODULES = {
     "faults": "tests.interp.test_faults",
     "training": "tests.models.test_train_faults",
     "zoo": "tests.models.test_zoo_faults",
+    "threads": "tests.analyses.test_threads",
 }
 
 
@@ -43,6 +44,7 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
     """(area, what is injected or tried, cases, what it gets, tests)."""
     m = _modules()
     ck, fz, cl, fa, tr, zo = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"], m["zoo"]
+    th = m["threads"]
     n_analyses = len(analyses.ANALYSES)
     n_bytes = ck.valid_length()
     return [
@@ -122,10 +124,27 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          f"{n_analyses} configs, up to {settings.get_profile('ci').max_examples} generated each",
          "a valid config or ValueError", ["test_set_on_every_analysis_config_is_valid_or_a_value_error"]),
         ("command line", "mistakes: unknown command, option, analysis, preset or zoo subject; bad --set, --seed, "
-         "--out, sampling options; missing arguments", f"{len(cl.BAD_ARGUMENTS)}",
+         "--out, --threads, sampling options; missing arguments", f"{len(cl.BAD_ARGUMENTS)}",
          "one line 'error: ...' on stderr, exit code 2, no traceback",
          ["test_a_mistake_is_one_line_and_exit_code_2", "test_a_bare_command_shows_its_help",
           "test_good_commands_still_exit_0"]),
+        ("threads", "the automatic thread count on machines of our making: CPU affinity, /proc/loadavg's running "
+         "count (a spike outvoted by the median of three reads), torch's default; the load average where the file is "
+         "missing, nothing where neither is", f"{len(th.AUTOMATIC_CASES)} + 2",
+         "the CPUs less the other runnable threads, at least 1, at most torch's default",
+         ["test_the_automatic_choice_is_the_free_cpus", "test_without_proc_loadavg_the_load_average_counts"]),
+        ("threads", "a request, then INTERP_THREADS, over a busy machine; bad requests to choose_threads ("
+         + ", ".join(map(repr, th.BAD_COUNTS)) + ") and bad INTERP_THREADS (" + ", ".join(map(repr, th.BAD_ENVIRONMENT))
+         + ") through `interp run`", f"1 + {len(th.BAD_COUNTS)} + {len(th.BAD_ENVIRONMENT)}",
+         "the request wins, then the variable; ValueError naming --threads; INTERP_THREADS: one line, exit code 2, "
+         "no run log", ["test_a_request_wins_then_the_environment", "test_a_bad_request_names_the_option",
+                        "test_a_bad_environment_variable_is_one_line_and_exit_code_2"]),
+        ("threads", "`interp run params` with --threads 1, with INTERP_THREADS=1, automatic; apply_threads once "
+         "torch refuses inter-op threads", "4",
+         "the analysis runs on the count chosen; the run log's first line says how many and why; no error",
+         ["test_interp_run_applies_the_count_before_the_analysis_and_logs_it",
+          "test_interp_run_says_what_the_automatic_choice_saw",
+          "test_apply_threads_sets_torch_and_skips_interop_threads_once_too_late"]),
         ("command line", "a bug (an exception escaping a command; an analysis raising)", "2",
          "traceback kept, then where to report it (exit 1; exit 2 with the analysis's traceback in run.log)",
          ["test_a_bug_keeps_its_traceback_and_says_where_to_report_it", "test_a_failing_analysis_says_where_to_report_it"]),

@@ -1,0 +1,116 @@
+"""Slowdown of ``interp run`` beside other CPU-bound processes, with torch's threads forced or chosen.
+
+    python benchmarks/bench_load.py                        # interp run backprop --quick, 3 repeats
+    python benchmarks/bench_load.py --all                  # interp run all --quick
+    python benchmarks/bench_load.py --name params --repeats 1   # a smoke run (about a minute)
+
+Times ``interp run NAME --quick --out TMP`` (wall clock, a fresh output folder each time) quiet,
+beside one and beside two *hogs* (each a Python process running torch matmuls on 2 threads,
+started before the run and killed after it), with ``--threads 2`` (torch's default on two
+cores: what a run did before interp/threads.py) and with the automatic choice (no
+``--threads``, no ``INTERP_THREADS``: the CPUs less the other runnable threads). Prints the
+median of ``--repeats`` runs per cell, its ratio to the quiet run of the same column, and the
+threads each run took (from its run log). An untimed run first fills the zoo cache, so no cell
+pays for training a subject. Goal (issue 18): at most 2.5x the quiet time beside two hogs, for
+the quick run and each analysis. Run it on an otherwise quiet machine: the other load counts.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GOAL = 2.5  # slowdown beside two hogs, against quiet
+HOG = """
+import sys, torch
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+a @ a
+print("ready", flush=True)
+while True:
+    a = torch.tanh(a @ a)
+"""
+MODES = {"--threads 2": ["--threads", "2"], "automatic": []}
+
+
+def start_hogs(n: int) -> list[subprocess.Popen]:
+    """``n`` CPU-bound processes, returned once each has done its first matmul."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    for hog in hogs:
+        if hog.stdout.readline().strip() != "ready":
+            stop(hogs)
+            sys.exit("a hog process failed to start")
+    return hogs
+
+
+def stop(hogs: list[subprocess.Popen]) -> None:
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
+def timed_run(names: list[str], extra: list[str]) -> tuple[float, str]:
+    """Seconds for one ``interp run NAMES --quick`` into a fresh folder, and the threads its log names."""
+    env = {k: v for k, v in os.environ.items() if k != "INTERP_THREADS"}
+    out = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    try:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "analyses.cli", "run", *names, "--quick", "--out", str(out),
+                               *extra], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"interp run {' '.join(names)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+        found = re.search(r"; (\d+) torch thread\(s\)", (out / "run.log").read_text())
+        return seconds, found.group(1) if found else "?"
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="backprop", help="analysis to run (default backprop)")
+    parser.add_argument("--all", action="store_true", help="interp run all --quick instead of one analysis")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    names = ["all"] if args.all else [args.name]
+    loads = {"quiet": 0, "beside 1 hog": 1, "beside 2 hogs": 2}
+    print(f"interp run {' '.join(names)} --quick on {len(os.sched_getaffinity(0))} CPU(s); hogs run torch matmuls "
+          f"on 2 threads; median of {args.repeats}", flush=True)
+    timed_run(names, [])  # untimed: trains whatever zoo subject the run needs
+    seconds = {(load, mode): [] for load in loads for mode in MODES}
+    threads = {key: set() for key in seconds}
+    for repeat in range(args.repeats):  # loads interleaved, so that drift spreads over every cell
+        for load, n in loads.items():
+            hogs = start_hogs(n)
+            try:
+                for mode, extra in MODES.items():
+                    took, used = timed_run(names, extra)
+                    seconds[load, mode].append(took)
+                    threads[load, mode].add(used)
+                    print(f"  repeat {repeat + 1}, {load}, {mode}: {took:.1f} s on {used} thread(s)", flush=True)
+            finally:
+                stop(hogs)
+    print(f"\n{'load':<15}" + "".join(f"{mode:>28}" for mode in MODES))
+    verdicts = []
+    for load in loads:
+        cells = []
+        for mode in MODES:
+            median, quiet = statistics.median(seconds[load, mode]), statistics.median(seconds["quiet", mode])
+            ratio = median / quiet
+            cells.append(f"{median:7.1f} s {ratio:5.2f}x ({'/'.join(sorted(threads[load, mode]))} thr)")
+            if loads[load] == 2:
+                verdicts.append(f"{mode}: {ratio:.2f}x {'met' if ratio <= GOAL else 'MISSED'}")
+        print(f"{load:<15}" + "".join(f"{cell:>28}" for cell in cells))
+    print(f"goal: at most {GOAL}x the quiet time beside two hogs; " + "; ".join(verdicts))
+
+
+if __name__ == "__main__":
+    main()
