@@ -140,13 +140,25 @@ def _accuracy_section(report: Report, config: Config, history: pd.DataFrame, run
 def _confusion_section(report: Report, data, main: dict[str, Network]) -> None:
     frames = [measures.confusion(net, data.x_test, data.y_test).assign(variant=label) for label, net in main.items()]
     table = pd.concat(frames, ignore_index=True)
-    errors = table[table["true"] != table["predicted"]].sort_values("count", ascending=False, kind="stable")
-    top = errors.groupby("variant", sort=False).head(1)
-    text = "; ".join(f"{r.variant}: {int(errors[errors.variant == r.variant]['count'].sum())} mistakes, most often "
-                     f"{r.true} read as {r.predicted} ({r.count} times)" for r in top.itertuples())
+    errors = table[table["true"] != table["predicted"]]
+    top = plots.most_frequent_mistakes(table)
+
+    def most_often(variant: str) -> str:  # every mistake with the largest count: ties are all named
+        pairs = top[top.variant == variant]
+        if pairs.empty:
+            return "none"
+        named = [f"{r.true} read as {r.predicted}" for r in pairs.itertuples()]
+        count = int(pairs["count"].iloc[0])
+        return (f"most often {named[0]} ({count} times)" if len(named) == 1 else
+                f"most often {', '.join(named[:-1])} and {named[-1]} ({count} times each, a tie)")
+
+    text = "; ".join(f"{variant}: {int(errors[errors.variant == variant]['count'].sum())} mistakes, {most_often(variant)}"
+                     for variant in dict.fromkeys(table["variant"]))
     section = report.section("Which digits does it confuse?",
                              f"Test-set counts for the seed-{report.seed} network of each variant. {text}.")
-    section.figure(plots.plot_confusion(table), "confusion", "Confusion matrices on the test set (rows: true digit).")
+    section.figure(plots.plot_confusion(table), "confusion", "Confusion matrices on the test set (rows: true digit, "
+                   "columns: the digit whose output is largest). Boxed in red: each network's most frequent mistake, "
+                   "every one of them where counts tie.")
     section.table(table, "confusion", "Confusion counts, long format.", max_rows=10)
 
 
