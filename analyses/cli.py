@@ -5,6 +5,7 @@
     interp params PRESET [--weights-only] [--json]
     interp chat [facts | smollm2] [--temperature T] [--top-p P] [--max-new-tokens N] [--seed N]
     interp zoo list | clear NAME|--all | retrain NAME [--quick] [--seed N]
+    interp explore [--model NAME] [--host 127.0.0.1] [--port 8765] [--quick] [--max-tokens N]
 
 The light commands (``list``, ``params``, ``--help``) import neither torch nor any analysis
 module, so they answer at once; ``run`` and ``chat`` import what they need when called.
@@ -28,6 +29,7 @@ import typer.core
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 import analyses  # light: a name table and the standard library
+from analyses.explore_command import explore  # light: imports the explorer only when run
 
 BUG_HINT = ("this is a bug in interp, not a mistake in your command: please report it to the interp "
             "maintainers with the traceback above and the command you ran")
@@ -77,6 +79,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mechanistic 
 zoo_app = typer.Typer(no_args_is_help=True, help="The cache of trained subjects ($INTERP_CACHE, default "
                                                  "~/.cache/interp/zoo): list, clear or retrain them.")
 app.add_typer(zoo_app, name="zoo")
+app.command("explore")(explore)  # its own module: it names the models the explorer serves
 
 DEFAULT_OUT = Path("reports")
 # a full disk, a file-size limit, a quota, a read-only or forbidden folder: the user's to fix, no traceback

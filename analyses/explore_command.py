@@ -79,11 +79,13 @@ def explore(
     from interp.explore.errors import BadRequest
     from interp.explore.server import check_port
 
+    if max_tokens < 1:
+        raise typer.BadParameter(f"{max_tokens} is not a prompt length; give at least 1", param_hint="--max-tokens")
     try:
         check_port(port)
-        limits = Limits(max_tokens=max_tokens)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    limits = Limits(max_tokens=max_tokens)
     registry = builtin_registry(quick)
     try:
         registry.get(model, allow_slow=True)

@@ -51,6 +51,11 @@ BAD_ARGUMENTS = [
     (["zoo", "clear"], "name one subject to clear, or pass --all"),
     (["zoo", "clear", "nosuch"], "no zoo subject named 'nosuch'"),
     (["zoo", "retrain", "nosuch"], "no zoo subject named 'nosuch'"),
+    (["explore", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["explore", "--port", "70000"], "--port 70000 is out of range"),
+    (["explore", "--port", "http"], "Invalid value for '--port'"),
+    (["explore", "--max-tokens", "0"], "0 is not a prompt length"),
+    (["explore", "--bogus"], "No such option: --bogus"),
     (["zoo", "retrain", "facts", "--seed", "x"], "Invalid value for '--seed'"),
     (["zoo", "bogus"], "No such command 'bogus'"),
 ]
