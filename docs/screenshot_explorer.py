@@ -9,14 +9,14 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/browser.py
+
 import uvicorn
 from playwright.sync_api import sync_playwright
 
 from analyses.explore_command import builtin_registry
 from interp.explore import create_app
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def main(out: Path) -> None:
@@ -30,7 +30,7 @@ def main(out: Path) -> None:
     while not server.started:
         time.sleep(0.05)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("#model option", state="attached")

@@ -2,6 +2,14 @@
 
 import pytest
 
+from tests.browser import launched_chromium
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright (tests/browser.py); skipped when absent, except in CI."""
+    yield from launched_chromium()
+
 
 @pytest.fixture(scope="module")
 def smollm2_and_its_bridge(tmp_path_factory):

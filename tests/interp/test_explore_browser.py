@@ -3,28 +3,15 @@ chosen, a prompt typed, the logit lens and a patching sweep drawn with one cell 
 hovered value equal to the JSON API's, no console errors, screenshots under the test's folder."""
 
 import json
-import os
 import socket
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from interp.explore import Entry, Limits, Registry, create_app
 from tests.interp.test_explore import tiny
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("INTERP_REQUIRE_BROWSER"):  # CI installs the browser: a missing one is a failure there
-        pytest.fail(reason)
-    pytest.skip(reason)
-
 
 @pytest.fixture(scope="module")
 def server():
@@ -53,20 +40,6 @@ def api(base: str, path: str, body: dict) -> dict:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read())
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        _skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from interp import show
 from interp.report import Report
 from interp.show.embed import fragment
-from tests.interp.test_show import PROMPT, browser, check_grid, model, page  # noqa: F401 (pytest fixtures)
+from tests.interp.test_show import PROMPT, check_grid, model, page  # noqa: F401 (pytest fixtures)
 
 EXTERNAL = re.compile(r"https?://|//cdn", re.IGNORECASE)
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,9 +20,6 @@ from models.transformer import Transformer, TransformerConfig
 from models.transformer.tokenizer import CharTokenizer
 
 PROMPT = "hello <world> & o"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 BREAKOUT = "</script><b>&"
 
 
@@ -243,24 +239,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- in a browser
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("INTERP_REQUIRE_BROWSER"):  # CI installs the browser: a missing one is a failure there
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        _skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        _skip_or_fail("playwright is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+# the browser fixture: tests/interp/conftest.py (Debian's chromium, launched as tests/browser.py says)
 
 
 class Page:
