@@ -41,7 +41,11 @@ def plot_patterns(patterns: pd.DataFrame, titles: dict[tuple[int, int], str]) ->
         labels = df.drop_duplicates("query").sort_values("query")["query_token"].map(repr).str.slice(1, -1)
         sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="Blues", square=True, cbar=False,
                     xticklabels=list(labels), yticklabels=list(labels))
-        ax.tick_params(labelsize=7)
-        ax.set_title(f"head {layer}.{head}: {titles.get((layer, head), '')}", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_title(f"head {layer}.{head}: {titles.get((layer, head), '')}", fontsize=10)
         ax.set(xlabel="key", ylabel="query")
+    # one colour bar for all heads (they share the 0-1 scale)
+    shared = plt.cm.ScalarMappable(plt.Normalize(0, 1), "Blues")
+    fig.colorbar(shared, ax=np.atleast_1d(axes).tolist(), shrink=0.8, pad=0.02,
+                 label="attention weight from the query to the key")
     return fig
