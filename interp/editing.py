@@ -39,13 +39,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.hook_names import act_name
 from interp.rome_values import target_value, target_values
 
 __all__ = ["edit_hooks", "edited", "key_covariance", "mlp_keys", "rome_update", "subject_key", "target_value",
            "target_values"]
 
-POST = "blocks.{layer}.mlp.hook_post"
-OUT = "blocks.{layer}.hook_mlp_out"
 
 
 class _KeysMade(Exception):
@@ -70,12 +69,12 @@ def mlp_keys(
     kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
     with torch.no_grad():
         try:
-            with model.hooks(fwd_hooks=[(POST.format(layer=layer), catch)]):
+            with model.hooks(fwd_hooks=[(act_name("post", layer), catch)]):
                 model(tokens, **kwargs)
         except _KeysMade:
             pass
     if "keys" not in seen:
-        raise ValueError(f"the forward never reached {POST.format(layer=layer)}; is layer={layer} a block of "
+        raise ValueError(f"the forward never reached {act_name('post', layer)}; is layer={layer} a block of "
                          "the model?")
     return seen["keys"]
 
@@ -156,7 +155,7 @@ def edit_hooks(layer: int, delta: Float[Tensor, "d_mlp d_model"]) -> list[tuple[
         return act + einops.einsum(seen.pop("post"), delta.to(act.dtype),
                                    "batch pos d_mlp, d_mlp d_model -> batch pos d_model")
 
-    return [(POST.format(layer=layer), keep), (OUT.format(layer=layer), add)]
+    return [(act_name("post", layer), keep), (act_name("mlp_out", layer), add)]
 
 
 @contextlib.contextmanager

@@ -22,10 +22,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.hook_names import act_name
+
 
 def lens_names(n_layers: int) -> list[str]:
     """The hook names the lens reads, in row order: the embedding, then after each block."""
-    return ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n_layers)]
+    return [act_name("resid_pre", 0)] + [act_name("resid_post", layer) for layer in range(n_layers)]
 
 
 def lens_labels(n_layers: int) -> list[str]:

@@ -26,7 +26,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-POST = "blocks.{layer}.mlp.hook_post"
+from interp.hook_names import act_name
+
 
 
 def mlp_activations(
@@ -43,7 +44,7 @@ def mlp_activations(
         raise ValueError(f"positions must hold one index per row ({tokens.shape[0]}), got shape {tuple(positions.shape)}")
     if int(positions.max()) >= tokens.shape[1] or int(positions.min()) < 0:
         raise ValueError(f"positions must lie in [0, {tokens.shape[1]}), got {positions.tolist()}")
-    names = [POST.format(layer=layer) for layer in layers]
+    names = [act_name("post", layer) for layer in layers]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names, **forward_kwargs)
     rows = torch.arange(tokens.shape[0])
@@ -137,7 +138,7 @@ def ablation_hooks(
                 act[rows, torch.as_tensor(positions)[:, None], index[None]] = fill
             return act
 
-        hooks.append((POST.format(layer=layer), ablate))
+        hooks.append((act_name("post", layer), ablate))
     return hooks
 
 

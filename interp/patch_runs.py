@@ -26,16 +26,17 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.hooks import cached_run
-from interp.resume import (HOOKS, POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, chains_exactly,
+from interp.hook_names import PATCHABLE, act_name
+from interp.resume import (POST_ATTENTION, accepts_prefix_kv, accepts_start_at_layer, chains_exactly,
                            finish_layer, finishes_exactly, position_chunks, prefix_exactly, prefix_kv, receiver_names,
                            resumes_exactly, staggered_forward, trims_exactly)
 
 
 def hook_name(activation: str, layer: int) -> str:
     """``hook_name("mlp_out", 2) == "blocks.2.hook_mlp_out"``."""
-    if activation not in HOOKS:
-        raise ValueError(f"unknown activation {activation!r}; use one of {tuple(HOOKS)}")
-    return HOOKS[activation].format(layer=layer)
+    if activation not in PATCHABLE:
+        raise ValueError(f"unknown activation {activation!r}; use one of {PATCHABLE}")
+    return act_name(activation, layer)
 
 
 def whole_number(value: Any) -> Optional[int]:

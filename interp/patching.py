@@ -53,7 +53,8 @@ from torch import Tensor
 from interp.hooks import cached_run
 from interp.patch_runs import (can_resume, check_count, check_metric_value, hook_name, patched_values,
                                receiver_activations, repeat_kwargs, run_metric, whole_number)
-from interp.resume import HOOKS, accepts_prefix_kv, reads_last_position_only, receiver_names
+from interp.hook_names import PATCHABLE
+from interp.resume import accepts_prefix_kv, reads_last_position_only, receiver_names
 
 __all__ = ["DIRECTIONS", "Metric", "activation_patching", "check_layers", "check_metric_value", "check_token_pair",
            "hook_name", "patch_sites", "patching_frame", "receiver_activations", "run_metric"]
@@ -117,8 +118,8 @@ def activation_patching(
     ``max_rows`` bounds the stacked batch of one forward (memory).
     """
     check_token_pair(clean_tokens, corrupted_tokens)
-    if not isinstance(activation, str) or activation not in HOOKS:
-        raise ValueError(f"unknown activation {activation!r}; use one of {tuple(HOOKS)}")
+    if not isinstance(activation, str) or activation not in PATCHABLE:
+        raise ValueError(f"unknown activation {activation!r}; use one of {PATCHABLE}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     layers = check_layers(layers, model.cfg.n_layers)
@@ -179,8 +180,8 @@ def patch_sites(
     ``"z"``; the head column is ignored otherwise). Returns ``[site]`` or
     ``[site batch]`` when ``per_example``.
     """
-    if activation not in HOOKS:
-        raise ValueError(f"unknown activation {activation!r}; use one of {tuple(HOOKS)}")
+    if activation not in PATCHABLE:
+        raise ValueError(f"unknown activation {activation!r}; use one of {PATCHABLE}")
     return patched_values(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
                         forward_kwargs)
 

@@ -42,6 +42,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.hook_names import act_name
+
 POST_ATTENTION = ("attn_out", "z", "resid_mid", "mlp_out", "resid_post")
 # what each post-attention patch needs from the receiver's run (besides the patched activation)
 _NEEDS = {
@@ -51,15 +53,7 @@ _NEEDS = {
     "mlp_out": ("resid_mid",),
     "resid_post": (),
 }
-# activation -> hook name pattern (TransformerLens's names); "z" is per head ([batch pos head_index d_head])
-HOOKS = {
-    "resid_pre": "blocks.{layer}.hook_resid_pre",
-    "resid_mid": "blocks.{layer}.hook_resid_mid",
-    "resid_post": "blocks.{layer}.hook_resid_post",
-    "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_out": "blocks.{layer}.hook_mlp_out",
-    "z": "blocks.{layer}.attn.hook_z",
-}
+# the patchable activations and their hook names: interp/hook_names.py ("z" is per head)
 
 # model -> {key: bool}: whether a shortcut reproduces the model's own forward; checked once
 _CHECKED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
@@ -100,18 +94,18 @@ def accepts_prefix_kv(model: Any) -> bool:
 def receiver_names(activation: str, layers: list[int], n_layers: int,
                    prefix: bool = False) -> dict[str, tuple[str, int]]:
     """Hook name -> (activation, layer) of the receiver activations the shortcuts read."""
-    names = {HOOKS["resid_pre"].format(layer=layer): ("resid_pre", layer) for layer in layers}
+    names = {act_name("resid_pre", layer): ("resid_pre", layer) for layer in layers}
     if prefix and layers:
         # every block's input and the last one's output: chains_exactly checks the blocks one by one
-        names[HOOKS["resid_post"].format(layer=n_layers - 1)] = ("resid_post", n_layers - 1)
+        names[act_name("resid_post", n_layers - 1)] = ("resid_post", n_layers - 1)
         for layer in range(min(layers), n_layers):
-            names[HOOKS["resid_pre"].format(layer=layer)] = ("resid_pre", layer)
-            names[f"blocks.{layer}.attn.hook_k"] = ("k", layer)
-            names[f"blocks.{layer}.attn.hook_v"] = ("v", layer)
+            names[act_name("resid_pre", layer)] = ("resid_pre", layer)
+            names[act_name("k", layer)] = ("k", layer)
+            names[act_name("v", layer)] = ("v", layer)
     if activation in POST_ATTENTION:
         for layer in layers:
             for act in (*_NEEDS[activation], "resid_post"):
-                names[HOOKS[act].format(layer=layer)] = (act, layer)
+                names[act_name(act, layer)] = (act, layer)
     return names
 
 

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.hook_names import act_name
 from interp.resume import accepts_prefix_kv, accepts_start_at_layer, reproduces
 
-OUT = "blocks.{layer}.hook_mlp_out"
 
 
 class _Resumed:
@@ -43,13 +43,13 @@ class _Resumed:
         self.key_pos, self.answer_pos = torch.as_tensor(key_pos), torch.as_tensor(answer_pos)
         self.rows = torch.arange(tokens.shape[0])
         self.kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
-        self.out = OUT.format(layer=layer)
+        self.out = act_name("mlp_out", layer)
         n_layers = model.cfg.n_layers
         first = int(self.key_pos.min())
         resumable = accepts_start_at_layer(model) and (first == 0 or accepts_prefix_kv(model))
         names = {self.out}
         if resumable:
-            names |= {f"blocks.{layer}.hook_resid_pre"} | {f"blocks.{b}.attn.hook_{kv}" for b in range(layer, n_layers)
+            names |= {act_name("resid_pre", layer)} | {act_name(kv, b) for b in range(layer, n_layers)
                                                            for kv in "kv"}
         with torch.no_grad():
             logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names, **self.kwargs)
@@ -57,9 +57,9 @@ class _Resumed:
         self.mlp_out = cache[self.out][self.rows, self.key_pos]  # [batch d_model]
         self.offset, self.resid, self.prefix = 0, None, None
         if resumable and bool((self.answer_pos >= first).all()):
-            self.offset, self.resid = first, cache[f"blocks.{layer}.hook_resid_pre"][:, first:]
+            self.offset, self.resid = first, cache[act_name("resid_pre", layer)][:, first:]
             if first:
-                self.prefix = [tuple(cache[f"blocks.{b}.attn.hook_{kv}"][:, :first] for kv in "kv")
+                self.prefix = [tuple(cache[act_name(kv, b)][:, :first] for kv in "kv")
                                for b in range(layer, n_layers)]
             try:
                 with torch.no_grad():

@@ -32,6 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from interp.hook_names import act_name
 from interp.hooks import attached, cached_run
 from interp.patch_runs import check_metric_value
 from interp.resume import (accepts_prefix_kv, accepts_start_at_layer, chains_exactly, last_position_through, prefix_kv,
@@ -47,9 +48,9 @@ def corrupted_run(model: Any, tokens: Tensor, noise: Tensor, subject: tuple[int,
     (``("resid_pre", L)``, ``("k", L)``, ``("v", L)``) and the last block's output, for ``noise.shape[0]``
     copies of ``tokens`` ([1 pos]) with ``noise`` added to the subject's embeddings."""
     n_layers = model.cfg.n_layers
-    names = {f"blocks.{layer}.hook_resid_pre": ("resid_pre", layer) for layer in range(n_layers)}
-    names.update({f"blocks.{layer}.attn.hook_{kv}": (kv, layer) for layer in range(n_layers) for kv in "kv"})
-    names[f"blocks.{n_layers - 1}.hook_resid_post"] = ("resid_post", n_layers - 1)
+    names = {act_name("resid_pre", layer): ("resid_pre", layer) for layer in range(n_layers)}
+    names.update({act_name(kv, layer): (kv, layer) for layer in range(n_layers) for kv in "kv"})
+    names[act_name("resid_post", n_layers - 1)] = ("resid_post", n_layers - 1)
 
     def add_noise(act: Tensor, hook: Any) -> Tensor:
         act = act.clone()

@@ -37,18 +37,14 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.patch_runs import check_count, whole_number
+from interp.hook_names import TRACE_KINDS, trace_name
 from interp.patching import check_metric_value, run_metric
 from interp.trace_runs import corrupted_run, restored_scores, traces_fast
 
 # model -> whether the fast engine gave the hooked batches' scores on its first trace
 _AGREES: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
 
-# kind -> activation restored ("resid" is ROME's hidden state: the block output)
-KIND_HOOKS = {
-    "resid": "blocks.{layer}.hook_resid_post",
-    "mlp": "blocks.{layer}.hook_mlp_out",
-    "attn": "blocks.{layer}.hook_attn_out",
-}
+# kind -> activation restored ("resid" is ROME's hidden state: the block output): interp/hook_names.py
 POSITION_GROUPS = (
     "before subject", "first subject token", "middle subject tokens", "last subject token",
     "first subsequent token", "further tokens", "last token",
@@ -172,17 +168,17 @@ def causal_trace(
     if (answer is None) == (metric is None):
         raise ValueError("give exactly one of answer (a token id) or metric (output -> [samples] score)")
     if isinstance(kinds, str) or not kinds:
-        raise ValueError(f"kinds must be a non-empty sequence of {tuple(KIND_HOOKS)}, got {kinds!r}")
-    unknown = [k for k in kinds if k not in KIND_HOOKS]
+        raise ValueError(f"kinds must be a non-empty sequence of {tuple(TRACE_KINDS)}, got {kinds!r}")
+    unknown = [k for k in kinds if k not in TRACE_KINDS]
     if unknown:
-        raise ValueError(f"unknown kinds {unknown}; use some of {tuple(KIND_HOOKS)}")
+        raise ValueError(f"unknown kinds {unknown}; use some of {tuple(TRACE_KINDS)}")
     samples, window, max_rows = (check_count(name, value) for name, value in
                                  (("samples", samples), ("window", window), ("max_rows", max_rows)))
     noise_std = check_noise_std(noise_std)
     if whole_number(seed) is None or not -2**63 <= seed < 2**64:
         raise ValueError(f"seed must be a whole number in [-2**63, 2**64), got {seed!r}")
 
-    names = sorted({KIND_HOOKS[k].format(layer=layer) for k in kinds for layer in range(n_layers)})
+    names = sorted({trace_name(k, layer) for k in kinds for layer in range(n_layers)})
     with torch.no_grad():
         clean_out, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names, **forward_kwargs)
         if output_hook is not None:
@@ -200,8 +196,8 @@ def causal_trace(
     # sites: (kind, layer, pos) -> the hook names restored at pos
     sites = [(k, layer, pos) for k in kinds for layer in range(n_layers) for pos in range(n_pos)]
     restores = [  # (hook name, layer) written at pos
-        [(KIND_HOOKS[k].format(layer=layer), layer)] if k == "resid"
-        else [(KIND_HOOKS[k].format(layer=other), other) for other in window_layers(layer, window, n_layers)]
+        [(trace_name(k, layer), layer)] if k == "resid"
+        else [(trace_name(k, other), other) for other in window_layers(layer, window, n_layers)]
         for k, layer, _ in sites
     ]
     positions = [pos for _, _, pos in sites]
@@ -275,7 +271,7 @@ def trace_site_by_site(model: Any, tokens: Int[Tensor, "1 pos"], subject: tuple[
     restoring. Returns the mean answer probability of each ``(kind, layer, pos)`` in ``sites``, and the
     corrupted run's. Works on any hooked model (a ``TransformerBridge`` too)."""
     samples, n_layers = noise.shape[0], model.cfg.n_layers
-    names = sorted({KIND_HOOKS[kind].format(layer=layer) for kind, _, _ in sites for layer in range(n_layers)})
+    names = sorted({trace_name(kind, layer) for kind, _, _ in sites for layer in range(n_layers)})
     with torch.no_grad():
         _, clean = model.run_with_cache(tokens, names_filter=lambda name: name in names)
 
@@ -299,7 +295,7 @@ def trace_site_by_site(model: Any, tokens: Int[Tensor, "1 pos"], subject: tuple[
     scores = []
     for kind, layer, pos in sites:
         restored = [layer] if kind == "resid" else window_layers(layer, window, n_layers)
-        scores.append(score([restore(KIND_HOOKS[kind].format(layer=other), pos) for other in restored]))
+        scores.append(score([restore(trace_name(kind, other), pos) for other in restored]))
     return scores, score([])
 
 

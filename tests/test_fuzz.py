@@ -466,7 +466,7 @@ BAD_LAYERS = [-1, -2, 2, 3, 1.5, "1", True, None]
 @st.composite
 def patching_calls(draw) -> Call:
     from interp.patching import DIRECTIONS
-    from interp.resume import HOOKS
+    from interp.hook_names import PATCHABLE as HOOKS
 
     broken = frozenset(draw(st.sets(st.sampled_from(PATCH_ARGUMENTS), max_size=2)))
     batch, n_pos = draw(st.integers(1, 3)), draw(st.integers(1, 6))
@@ -580,7 +580,7 @@ HUGE_NOISE = 1e6  # a noise so large may overflow the model's float32 activation
 
 @st.composite
 def tracing_calls(draw) -> Call:
-    from interp.tracing import KIND_HOOKS
+    from interp.hook_names import TRACE_KINDS
 
     broken = frozenset(draw(st.sets(st.sampled_from(TRACE_ARGUMENTS), max_size=2)))
     n_pos = draw(st.integers(1, 6))
@@ -615,7 +615,7 @@ def tracing_calls(draw) -> Call:
             st.tuples(st.integers(0, 10), st.just("[samples], last position")), st.just((None, None))))
     elif "metric" in broken:
         answer, metric = None, draw(st.sampled_from([name for name, (_, fit) in TRACE_METRICS.items() if not fit]))
-    valid_kinds = st.lists(st.sampled_from(list(KIND_HOOKS)), min_size=1, max_size=3)
+    valid_kinds = st.lists(st.sampled_from(list(TRACE_KINDS)), min_size=1, max_size=3)
     kinds = draw(st.one_of(st.just([]), st.sampled_from(["resid", None]), valid_kinds.map(lambda k: [*k, "bogus"]))
                  if "kinds" in broken else valid_kinds)
     samples = draw(COUNT_MISTAKES if "samples" in broken else st.integers(1, 3))

@@ -7,6 +7,8 @@ import pandas as pd
 import torch
 
 from interp.activations import collect_activations
+from interp.hook_names import act_name
+from interp.lens import lens_names
 from interp.probing import probe_hooks
 
 
@@ -43,7 +45,7 @@ def tokenise(tokenizer, word: str, senses: dict[str, list[str]], per_sense: int 
 
 def layer_hooks(n_layers: int) -> dict[str, str]:
     """Layer label -> hook: the embedding output (after LayerNorm), then each block's residual output."""
-    return {"embed": "blocks.0.hook_resid_pre", **{str(layer + 1): f"blocks.{layer}.hook_resid_post" for layer in range(n_layers)}}
+    return dict(zip(["embed"] + [str(layer + 1) for layer in range(n_layers)], lens_names(n_layers)))
 
 
 def token_vectors(model, sentences: Sentences, hooks: dict[str, str], batch_size: int) -> dict[str, np.ndarray]:
@@ -83,7 +85,7 @@ def attention_from_word(model, sentences: Sentences, tokenizer) -> pd.DataFrame:
     Long format: ``word, sense, sentence, layer, head, key_pos, key_token, category, attention``;
     categories: ``special`` ([CLS]/[SEP]), ``self``, ``context``.
     """
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    names = [act_name("pattern", layer) for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(sentences.input_ids, attention_mask=sentences.attention_mask,
                                         names_filter=lambda name: name in names)

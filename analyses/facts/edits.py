@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from analyses.facts.measures import SITES, subject_span
 from analyses.facts.plots import plot_edits
+from interp.hook_names import act_name
 from interp.editing import edited, key_covariance, rome_update, subject_key, target_value
 from models.data.facts import Prompt
 from models.facts_subject import corpus_of, last_positions, predictions, prompt_tokens
@@ -91,7 +92,7 @@ def _probability_with_value(model, tokens: Tensor, key_pos: Tensor, answer_pos: 
                             value: Tensor) -> float:
     """Mean probability of ``answer`` when the MLP output at ``key_pos`` moves by ``v* - its mean``, as
     ``target_value`` optimised it: what ``v*`` reaches before the rank-one update has to carry it."""
-    name = f"blocks.{layer}.hook_mlp_out"
+    name = act_name("mlp_out", layer)
     rows = torch.arange(len(tokens))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from analyses.facts_lm.known import subject_span
 from analyses.lm.measures import lens_summary
+from interp.lens import lens_names
 from interp.tracing import causal_trace, embedding_std
 
 SUBJECT_GROUPS = ("first subject token", "middle subject tokens", "last subject token")
@@ -102,7 +103,7 @@ def lens(model: Any, table: pd.DataFrame, batch_size: int = 32) -> pd.DataFrame:
     the embedding) through the final norm and the unembedding; one row per (prompt, layer) with the columns
     :func:`analyses.lm.measures.lens_summary` reads."""
     n = model.cfg.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n)]
+    names = lens_names(n)
     rows = []
     for start in range(0, len(table), batch_size):
         part = table.iloc[start : start + batch_size]

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from interp.hook_names import act_name
+from interp.lens import lens_names
 from models.transformer import count_parameters
 
 COMPONENTS = {"embed": "token embedding (tied with the unembedding)", "attn": "attention", "mlp": "MLP (gated)",
@@ -57,7 +59,7 @@ def logit_lens(model: Any, prompt: str, answer: str) -> pd.DataFrame:
     tokens = model.to_tokens(prompt)
     expected = answer_token(model, answer)
     n = model.cfg.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{L}.hook_resid_post" for L in range(n)]
+    names = lens_names(n)
     logits, cache = model.run_with_cache(tokens, names_filter=names)
     resid = torch.stack([cache[name][0, -1] for name in names])  # [layer d_model]
     probs = model.unembed(model.ln_final(resid[:, None]))[:, 0].softmax(-1)  # [layer d_vocab]
@@ -97,7 +99,7 @@ def head_scores(model: Any, length: int = 40, batch: int = 4, seed: int = 0) -> 
     generator = torch.Generator().manual_seed(seed)
     half = torch.randint(1000, model.cfg.d_vocab - 1000, (batch, length), generator=generator)
     tokens = torch.cat([half, half], dim=1)
-    names = [f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)]
+    names = [act_name("pattern", L) for L in range(model.cfg.n_layers)]
     _, cache = model.run_with_cache(tokens, names_filter=names)
     rows = []
     query = torch.arange(length + 1, 2 * length)  # second copy, from its second token
@@ -115,10 +117,10 @@ def attention_patterns(model: Any, prompt: str, heads: Sequence[tuple[int, int]]
     """The attention pattern of each (layer, head) on ``prompt``, long format (query, key, weight)."""
     tokens = model.to_tokens(prompt)
     labels = model.to_str_tokens(tokens)
-    _, cache = model.run_with_cache(tokens, names_filter=[f"blocks.{L}.attn.hook_pattern" for L, _ in heads])
+    _, cache = model.run_with_cache(tokens, names_filter=[act_name("pattern", L) for L, _ in heads])
     rows = []
     for L, h in heads:
-        pattern = cache[f"blocks.{L}.attn.hook_pattern"][0, h]
+        pattern = cache[act_name("pattern", L)][0, h]
         rows += [{"layer": L, "head": h, "query": q, "key": k, "query_token": labels[q], "key_token": labels[k],
                   "weight": float(pattern[q, k])} for q in range(len(labels)) for k in range(q + 1)]
     return pd.DataFrame(rows)

@@ -21,7 +21,8 @@ from interp.explore.errors import BadRequest
 from interp.explore.subjects import Subject
 from interp.lens import lens_labels, lens_names, lens_top, logit_lens
 from interp.patching import activation_patching
-from interp.tracing import KIND_HOOKS, causal_trace, find_subject
+from interp.hook_names import TRACE_KINDS, act_name
+from interp.tracing import causal_trace, find_subject
 
 PATCHABLE = ("resid_pre", "attn_out", "mlp_out")
 
@@ -97,7 +98,7 @@ def prompt_view(subject: Subject, prompt: str, k: int, limits: Limits) -> dict[s
     _check_k(k, limits)
     model = subject.model
     tokens = subject.tokens(prompt, limits.max_tokens)
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(subject.n_layers)]
+    names = [act_name("pattern", layer) for layer in range(subject.n_layers)]
     lens_hooks = lens_names(subject.n_layers) if subject.causal else []
     out, cache = model.run_with_cache(tokens, names_filter=names + lens_hooks)  # one forward for all of it
     patterns = torch.stack([cache[name][0] for name in names])  # [layer head_index query_pos key_pos]
@@ -136,7 +137,7 @@ def attention_view(subject: Subject, prompt: str, layer: Optional[int], head: Op
     if head is not None:
         subject.check_head(head)
     tokens = subject.tokens(prompt, limits.max_tokens)
-    names = [f"blocks.{each}.attn.hook_pattern" for each in layers]
+    names = [act_name("pattern", each) for each in layers]
     _, cache = subject.model.run_with_cache(tokens, names_filter=names)
     patterns = torch.stack([cache[name][0] for name in names])
     if head is not None:
@@ -163,11 +164,11 @@ def neuron_view(subject: Subject, prompt: str, position: Optional[int], k: int, 
     model = subject.model
     tokens = subject.tokens(prompt, limits.max_tokens)
     pos = _position(position, tokens.shape[1])
-    names = [f"blocks.{layer}.mlp.hook_post" for layer in range(subject.n_layers)]
+    names = [act_name("post", layer) for layer in range(subject.n_layers)]
     if subject.causal:
         names.append("ln_final.hook_scale")
     out, cache = model.run_with_cache(tokens, names_filter=names)
-    acts = torch.stack([cache[f"blocks.{layer}.mlp.hook_post"][0, pos] for layer in range(subject.n_layers)])
+    acts = torch.stack([cache[act_name("post", layer)][0, pos] for layer in range(subject.n_layers)])
     result: dict[str, Any] = {"model": subject.name, "tokens": subject.str_tokens(tokens), "position": pos,
                               "target": None, "rank_by": rank_by, "neurons": []}
     dla = None
@@ -292,8 +293,8 @@ def tracing_view(subject: Subject, prompt: str, subject_text: Optional[str], spa
     The noise's standard deviation is 3 times that of the token embedding matrix (ROME takes 3 times
     that of subject embeddings over many prompts)."""
     subject.require_causal("causal tracing")
-    if kind not in KIND_HOOKS:
-        raise BadRequest(f"kind must be one of {list(KIND_HOOKS)}, got {kind!r}", status=422)
+    if kind not in TRACE_KINDS:
+        raise BadRequest(f"kind must be one of {list(TRACE_KINDS)}, got {kind!r}", status=422)
     if not 1 <= samples <= limits.max_samples:
         raise BadRequest(f"samples = {samples} is out of range: ask for 1 to {limits.max_samples}", status=422)
     window = min(10, subject.n_layers) if window is None else window

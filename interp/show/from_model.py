@@ -25,6 +25,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp import lens
+from interp.hook_names import act_name
 from interp.show.view import View
 
 Prompt = Union[str, Tensor, Sequence[int]]
@@ -105,7 +106,7 @@ def attention(model: Any, prompt_or_tokens: Prompt, layers: Optional[Sequence[in
     bad = [layer for layer in layers if not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_layers]
     if bad:
         raise ValueError(f"layers {bad} are not layers of this {n_layers}-layer model; use 0 to {n_layers - 1}")
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in layers]
+    names = [act_name("pattern", layer) for layer in layers]
     cache = _run(model, tokens, names)
     patterns = torch.stack([cache[name][0].float().cpu() for name in names])  # [layer head_index query_pos key_pos]
     return View("attention", {"tokens": strings, "patterns": patterns,
