@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from interp.hook_names import act_name
-from interp.lens import lens_names
+from interp.lens import logit_lens as interp_logit_lens
 from models.transformer import count_parameters
 
 COMPONENTS = {"embed": "token embedding (tied with the unembedding)", "attn": "attention", "mlp": "MLP (gated)",
@@ -59,13 +59,7 @@ def logit_lens(model: Any, prompt: str, answer: str) -> pd.DataFrame:
     tokens = model.to_tokens(prompt)
     expected = answer_token(model, answer)
     n = model.cfg.n_layers
-    names = lens_names(n)
-    logits, cache = model.run_with_cache(tokens, names_filter=names)
-    resid = torch.stack([cache[name][0, -1] for name in names])  # [layer d_model]
-    probs = model.unembed(model.ln_final(resid[:, None]))[:, 0].softmax(-1)  # [layer d_vocab]
-    final = logits[0, -1].softmax(-1)
-    if not torch.allclose(probs[-1], final, atol=1e-5):
-        raise RuntimeError("the lens at the last layer differs from the model's own output")
+    probs = interp_logit_lens(model, tokens, atol=1e-5)[:, -1]  # [layer d_vocab], checked against the output
     rows = []
     for i, layer in enumerate(range(-1, n)):
         top = int(probs[i].argmax())
