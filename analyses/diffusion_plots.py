@@ -92,8 +92,9 @@ def plot_zero_shot(df: pd.DataFrame) -> plt.Figure:
     sns.barplot(df, x="attribute", y="accuracy", ax=ax, color=sns.color_palette()[0])
     ax.scatter(range(len(df)), df["chance"], marker="_", s=900, color="black", label="chance", zorder=3)
     ax.set(ylim=(0, 1.05), ylabel="zero-shot accuracy", xlabel="")
-    ax.tick_params(axis="x", labelsize=8)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.tick_params(axis="x", labelsize=9)
+    # beside the axes, its wide tick marker shrunk so it stays inside the legend
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, markerscale=0.3, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -102,12 +103,19 @@ def plot_direction_cosines(df: pd.DataFrame) -> plt.Figure:
     """Heatmaps of cosine(image direction, caption direction), one per caption kind."""
     kinds = list(pd.unique(df["caption_kind"]))
     fig, axes = plt.subplots(1, len(kinds), figsize=(6.2 * len(kinds), 4.4), squeeze=False)
+    rows = None
     for ax, kind in zip(axes[0], kinds):
         part = df[df["caption_kind"] == kind]
         table = part.pivot(index="image_direction", columns="caption_direction", values="cosine")
         table = table.loc[list(pd.unique(part["image_direction"])), list(pd.unique(part["caption_direction"]))]
-        sns.heatmap(table, annot=True, fmt=".2f", cmap="vlag", vmin=-1, vmax=1, ax=ax, cbar=ax is axes[0][-1], annot_kws={"fontsize": 8})
-        ax.set(title=f"caption direction: {kind}", xlabel="caption direction", ylabel="image direction (mean embedding difference)")
+        same_rows = rows is not None and list(table.index) == rows
+        sns.heatmap(table, annot=True, fmt=".2f", cmap="vlag", vmin=-1, vmax=1, ax=ax, cbar=ax is axes[0][-1],
+                    annot_kws={"fontsize": 8}, yticklabels=not same_rows,
+                    cbar_kws={"label": "cosine"})
+        # a later panel with the same rows repeats neither the row names nor the axis title between the panels
+        ax.set(title=f"caption direction: {kind}", xlabel="caption direction",
+               ylabel="" if same_rows else "image direction (mean embedding difference)")
+        rows = list(table.index)
     fig.tight_layout()
     return fig
 
@@ -118,16 +126,29 @@ def plot_losses(df: pd.DataFrame) -> plt.Figure:
     with sns.axes_style("whitegrid"):
         grid = sns.relplot(smooth, x="step", y="loss", col="subject", kind="line", height=3, aspect=1.2,
                            facet_kws={"sharey": False, "sharex": False})
-    for ax in grid.axes.flat:
+    for ax, subject in zip(grid.axes.flat, grid.col_names):
         ax.set_yscale("log")
-        # a few plain labels (1, 2, 5 per decade); matplotlib's minor log labels ran into the next panel
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        # a few plain labels (1, 2, 3, 5 per decade, so a panel spanning under one decade still gets
+        # several); matplotlib's minor log labels ran into the next panel
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="y", labelsize=8)
+        # each panel says which loss it shows: the subjects train on different objectives
+        ax.set_ylabel(_loss_name(subject) + " (log scale)", fontsize=9)
+        ax.set_xlabel("training step")
     grid.set_titles("{col_name}")
-    grid.figure.subplots_adjust(wspace=0.35)
+    grid.figure.subplots_adjust(wspace=0.45)
     return grid.figure
+
+
+def _loss_name(subject: str) -> str:
+    """What a subject's training loss is, from its name: DDPMs predict noise, CLIP contrasts pairs."""
+    if "DDPM" in subject:
+        return "noise-prediction MSE"
+    if "CLIP" in subject:
+        return "contrastive cross-entropy"
+    return "loss"
 
 
 def to_unit(images: Tensor) -> Tensor:
