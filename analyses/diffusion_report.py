@@ -19,6 +19,7 @@ from analyses.diffusion_sampling import (
     sampler_comparison,
 )
 from models.data.shapes import ATTRIBUTES, make_shapes
+from models.train import TrainConfig
 
 SAMPLERS = {"ddpm": "stochastic DDPM", "ddpm_no_noise": "DDPM without fresh noise", "ddim": "DDIM (deterministic)"}
 
@@ -235,7 +236,8 @@ def training_section(report, config, s, load: float) -> None:
     total_wall, total_cpu = float(s.timing["wall_seconds"].sum()), float(s.timing["cpu_seconds"].sum())
     section = report.section("Training cost", (
         f"*Question:* are these subjects laptop-sized? Training every subject took {total_wall:.0f} s of wall-clock time and "
-        f"{total_cpu:.0f} s of CPU time with {torch.get_num_threads()} torch thread(s); the machine's one-minute load average "
+        f"{total_cpu:.0f} s of CPU time on {TrainConfig.threads} torch thread(s) (the count `models.train` fixes, so that the "
+        "weights do not depend on the machine's cores or load); the machine's one-minute load average "
         f"was {load:.1f} when training ended, so on a busy machine the wall-clock time overstates the cost. Every subject is "
         "trained by the project's one loop, `models.train` (AdamW, warm-up, cosine decay, clipping)."))
     section.table(s.timing.round(2), "training_time", "steps, parameters and time per subject (timings vary between runs)")

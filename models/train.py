@@ -29,6 +29,21 @@ from ``random`` or numpy is not saved: draw it inside ``batches`` from the step.
 runs with ``torch.use_deterministic_algorithms(True)`` (the caller's setting comes back
 afterwards), so two runs with the same seed and thread count end with the same weights.
 
+**Threads.** The thread count is part of the recipe: the loop runs on ``cfg.threads`` torch
+intra-op threads (default 1; the caller's count comes back afterwards). torch splits a sum or a
+matrix product between its threads and adds the partial results in an order that depends on how
+many there are, so the same seed trained on 1 and on 2 threads ends with different weights
+(facts' quick subject: 2e-5 apart after 60 steps, and training amplifies it). ``interp run``
+chooses the threads from the free CPUs, which vary with the machine's load, so without this a
+rerun could train on another count than the committed run (issue 18). The subjects here are
+small: on a loaded 2-core machine one thread was faster than two (diffusion's quick preset 22 s
+against 328 s); ``benchmarks/reproducibility.py`` times the runs. ``threads=None`` leaves the
+caller's count (faster for a large model on an idle machine, reproducible only at that count). What no thread count
+fixes: kernels chosen per CPU sum in other orders too (ATen's AVX2 against its AVX-512 kernels:
+7.7e-3 apart after the same 60 steps on one thread; MKL picks its code path per CPU maker and
+kind). The environment variables ``ATEN_CPU_CAPABILITY`` and ``MKL_CBWR``, set before torch is
+imported, pin those choices (not done here).
+
 **Checkpoints.** With ``checkpoint_dir``, every ``cfg.checkpoint_every`` steps and at the
 end the loop writes ``checkpoint_dir/step-00000010/`` holding ``model.safetensors`` and
 ``config.json`` (a folder ``models.checkpoint.load_model`` can open), ``optimizer.safetensors``,
@@ -80,6 +95,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     keep_last: int = 2
     seed: int = 0
+    threads: int | None = 1
 
     def __post_init__(self):
         # JSON gives lists back; keep the field hashable and equal to the original.
@@ -119,6 +135,8 @@ class TrainConfig:
             )
         need(is_int(self.keep_last) and self.keep_last >= 1, f"keep_last must be an int >= 1, got {self.keep_last!r}")
         need(is_int(self.seed), f"seed must be an int, got {self.seed!r}")
+        need(self.threads is None or (is_int(self.threads) and self.threads >= 1),
+             f"threads must be an int >= 1 or None (the caller's count), got {self.threads!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -215,6 +233,9 @@ def train(
     # same seed, same weights: on several threads some backward kernels (the index backward
     # of an embedding lookup) accumulate in an order that changes from run to run
     torch.use_deterministic_algorithms(True)
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)  # sums split between threads add up in another order
     try:
         for step in range(start, cfg.steps):
             lr = learning_rate(step, cfg)
@@ -254,6 +275,7 @@ def train(
         raise
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.set_num_threads(threads)
         bar.close()
     final = root / step_name(cfg.steps) if root is not None else None
     return TrainResult(model, history, cfg.steps, resumed_from, final)

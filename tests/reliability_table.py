@@ -24,6 +24,7 @@ MODULES = {
     "training": "tests.models.test_train_faults",
     "zoo": "tests.models.test_zoo_faults",
     "threads": "tests.analyses.test_threads",
+    "reproducibility": "tests.test_reproducibility",
 }
 
 
@@ -44,7 +45,7 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
     """(area, what is injected or tried, cases, what it gets, tests)."""
     m = _modules()
     ck, fz, cl, fa, tr, zo = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"], m["zoo"]
-    th = m["threads"]
+    th, rp = m["threads"], m["reproducibility"]
     n_analyses = len(analyses.ANALYSES)
     n_bytes = ck.valid_length()
     return [
@@ -145,6 +146,17 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          ["test_interp_run_applies_the_count_before_the_analysis_and_logs_it",
           "test_interp_run_says_what_the_automatic_choice_saw",
           "test_apply_threads_sets_torch_and_skips_interop_threads_once_too_late"]),
+        ("reproducibility", "the quick facts subject trained by `models.train` with the caller on 1 and on 2 torch "
+         "threads (TrainConfig.threads=1, the default); the same with threads=None (the caller's count); threads=0",
+         "2 + 2 + 1", "bit-identical weights and the caller's count back; with threads=None the weights differ (the "
+         "check can fail); ValueError naming threads",
+         ["test_training_does_not_depend_on_the_callers_threads",
+          "test_threads_none_keeps_the_callers_count_and_can_differ", "test_train_config_threads_is_checked"]),
+        ("reproducibility", "`interp run NAME --quick` in fresh processes with fresh zoo caches: twice on the "
+         "automatic thread count, then --threads 1 against --threads 2, for " + ", ".join(rp.PRESETS),
+         f"{len(rp.PRESETS)} x {len(rp.RUNS)} runs", "identical results.json headline figures (timings aside); "
+         "`benchmarks/reproducibility.py` measures every analysis",
+         ["test_quick_presets_give_the_same_headline_twice_and_on_1_and_2_threads"]),
         ("command line", "a bug (an exception escaping a command; an analysis raising)", "2",
          "traceback kept, then where to report it (exit 1; exit 2 with the analysis's traceback in run.log)",
          ["test_a_bug_keeps_its_traceback_and_says_where_to_report_it", "test_a_failing_analysis_says_where_to_report_it"]),
