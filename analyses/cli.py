@@ -29,7 +29,6 @@ import typer.core
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 import analyses  # light: a name table and the standard library
-from analyses.explore_command import explore  # light: imports the explorer only when run
 
 BUG_HINT = ("this is a bug in interp, not a mistake in your command: please report it to the interp "
             "maintainers with the traceback above and the command you ran")
@@ -79,7 +78,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mechanistic 
 zoo_app = typer.Typer(no_args_is_help=True, help="The cache of trained subjects ($INTERP_CACHE, default "
                                                  "~/.cache/interp/zoo): list, clear or retrain them.")
 app.add_typer(zoo_app, name="zoo")
-app.command("explore")(explore)  # its own module: it names the models the explorer serves
 
 DEFAULT_OUT = Path("reports")
 # a full disk, a file-size limit, a quota, a read-only or forbidden folder: the user's to fix, no traceback
@@ -324,6 +322,23 @@ def params(
     for only in (False, True):
         marker = "  <- this table" if only == weights_only else f"  ({'--weights-only' if only else 'the default'})"
         typer.echo(f"{WHAT_IS_COUNTED[only]}: {totals[only]:,}{marker}")
+
+
+@app.command("explore")
+def explore(
+    model: str = typer.Option("smollm2", "--model", help="The model loaded at start (others load when first "
+                                                         "chosen): smollm2, facts or minilm."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; anything but loopback is "
+                                                         "reachable from other machines (a warning says so)."),
+    port: int = typer.Option(8765, "--port", help="TCP port (0: any free port)."),
+    quick: bool = typer.Option(False, "--quick", help="The zoo subjects' small variants."),
+    max_tokens: int = typer.Option(64, "--max-tokens", help="Longest prompt accepted, in tokens."),
+) -> None:
+    """A local web explorer: pick a model, type a prompt, see tokens, attention, the logit lens, neurons,
+    patching and tracing (http://127.0.0.1:8765 by default; Ctrl-C stops it)."""
+    from analyses.explore_command import explore as serve_explorer  # names the models; imported only here
+
+    serve_explorer(model=model, host=host, port=port, quick=quick, max_tokens=max_tokens)
 
 
 @app.command("chat")

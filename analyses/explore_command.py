@@ -64,17 +64,10 @@ def builtin_registry(quick: bool = False):
     })
 
 
-def explore(
-    model: str = typer.Option("smollm2", "--model", help="The model loaded at start (others load when first "
-                                                         "chosen): smollm2, facts or minilm."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; anything but loopback is "
-                                                         "reachable from other machines (a warning says so)."),
-    port: int = typer.Option(8765, "--port", help="TCP port (0: any free port)."),
-    quick: bool = typer.Option(False, "--quick", help="The zoo subjects' small variants."),
-    max_tokens: int = typer.Option(64, "--max-tokens", help="Longest prompt accepted, in tokens."),
-) -> None:
-    """A local web explorer: pick a model, type a prompt, see tokens, attention, the logit lens, neurons,
-    patching and tracing (http://127.0.0.1:8765 by default; Ctrl-C stops it)."""
+def explore(model: str = "smollm2", host: str = "127.0.0.1", port: int = 8765, quick: bool = False,
+            max_tokens: int = 64) -> None:
+    """Serve the explorer over the built-in models until Ctrl-C (``interp explore``; its options are in
+    analyses/cli.py, which imports this module only when the command runs)."""
     from interp.explore import Limits, serve
     from interp.explore.errors import BadRequest
     from interp.explore.server import check_port
