@@ -3,6 +3,7 @@
     python benchmarks/bench_load.py                        # interp run backprop --quick, 3 repeats
     python benchmarks/bench_load.py --all                  # interp run all --quick
     python benchmarks/bench_load.py --name params --repeats 1   # a smoke run (about a minute)
+    python benchmarks/bench_load.py --all --hogs 2 --modes automatic   # quiet and beside two hogs only
 
 Times ``interp run NAME --quick --out TMP`` (wall clock, a fresh output folder each time) quiet,
 beside one and beside two *hogs* (each a Python process running torch matmuls on 2 threads,
@@ -10,7 +11,8 @@ started before the run and killed after it), with ``--threads 2`` (torch's defau
 cores: what a run did before interp/threads.py) and with the automatic choice (no
 ``--threads``, no ``INTERP_THREADS``: the CPUs less the other runnable threads). Prints the
 median of ``--repeats`` runs per cell, its ratio to the quiet run of the same column, and the
-threads each run took (from its run log). An untimed run first fills the zoo cache, so no cell
+threads each run took (from its run log); with ``--all``, the same for each analysis, from the
+seconds its run log gives it. An untimed run first fills the zoo cache, so no cell
 pays for training a subject. Goal (issue 18): at most 2.5x the quiet time beside two hogs, for
 the quick run and each analysis. Run it on an otherwise quiet machine: the other load counts.
 """
@@ -56,8 +58,12 @@ def stop(hogs: list[subprocess.Popen]) -> None:
         hog.wait()
 
 
-def timed_run(names: list[str], extra: list[str]) -> tuple[float, str]:
-    """Seconds for one ``interp run NAMES --quick`` into a fresh folder, and the threads its log names."""
+STEP = re.compile(r"\[\d+/\d+\] (\w+): \S+ \((\d+(?:\.\d+)?) s")  # "[2/10] digits: out/report.html (14.1 s"
+
+
+def timed_run(names: list[str], extra: list[str]) -> tuple[float, str, dict[str, float]]:
+    """Seconds for one ``interp run NAMES --quick`` into a fresh folder, the threads its log names, and
+    each analysis's seconds as the log gives them."""
     env = {k: v for k, v in os.environ.items() if k != "INTERP_THREADS"}
     out = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
@@ -68,8 +74,9 @@ def timed_run(names: list[str], extra: list[str]) -> tuple[float, str]:
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"interp run {' '.join(names)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-        found = re.search(r"; (\d+) torch thread\(s\)", (out / "run.log").read_text())
-        return seconds, found.group(1) if found else "?"
+        log = (out / "run.log").read_text()
+        found = re.search(r"; (\d+) torch thread\(s\)", log)
+        return seconds, found.group(1) if found else "?", {m[1]: float(m[2]) for m in STEP.finditer(log)}
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -79,21 +86,29 @@ def main() -> None:
     parser.add_argument("--name", default="backprop", help="analysis to run (default backprop)")
     parser.add_argument("--all", action="store_true", help="interp run all --quick instead of one analysis")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hogs", type=int, nargs="+", default=[0, 1, 2], choices=[0, 1, 2],
+                        help="the loads to time, as hog counts (0, quiet, is always timed: the ratios need it)")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     args = parser.parse_args()
     names = ["all"] if args.all else [args.name]
-    loads = {"quiet": 0, "beside 1 hog": 1, "beside 2 hogs": 2}
+    loads = {label: n for label, n in {"quiet": 0, "beside 1 hog": 1, "beside 2 hogs": 2}.items()
+             if n in {0, *args.hogs}}
+    for mode in set(MODES) - set(args.modes):
+        del MODES[mode]
     print(f"interp run {' '.join(names)} --quick on {len(os.sched_getaffinity(0))} CPU(s); hogs run torch matmuls "
           f"on 2 threads; median of {args.repeats}", flush=True)
     timed_run(names, [])  # untimed: trains whatever zoo subject the run needs
     seconds = {(load, mode): [] for load in loads for mode in MODES}
     threads = {key: set() for key in seconds}
+    steps = {key: [] for key in seconds}  # per run: {analysis: seconds}
     for repeat in range(args.repeats):  # loads interleaved, so that drift spreads over every cell
         for load, n in loads.items():
             hogs = start_hogs(n)
             try:
                 for mode, extra in MODES.items():
-                    took, used = timed_run(names, extra)
+                    took, used, each = timed_run(names, extra)
                     seconds[load, mode].append(took)
+                    steps[load, mode].append(each)
                     threads[load, mode].add(used)
                     print(f"  repeat {repeat + 1}, {load}, {mode}: {took:.1f} s on {used} thread(s)", flush=True)
             finally:
@@ -109,7 +124,31 @@ def main() -> None:
             if loads[load] == 2:
                 verdicts.append(f"{mode}: {ratio:.2f}x {'met' if ratio <= GOAL else 'MISSED'}")
         print(f"{load:<15}" + "".join(f"{cell:>28}" for cell in cells))
-    print(f"goal: at most {GOAL}x the quiet time beside two hogs; " + "; ".join(verdicts))
+    if verdicts:
+        print(f"goal: at most {GOAL}x the quiet time beside two hogs; " + "; ".join(verdicts))
+    if len(steps["quiet", "automatic"][0]) > 1:
+        print_steps(steps, loads)
+
+
+def print_steps(steps: dict, loads: dict[str, int]) -> None:
+    """Each analysis's median seconds per cell, and its ratio to quiet in the same column."""
+    names = list(steps["quiet", "automatic"][0])
+    print(f"\neach analysis (seconds from the run log; ratio to quiet in the same column)")
+    print(f"{'analysis':<15}" + "".join(f"{load + ', ' + mode:>30}" for load in loads for mode in MODES))
+    worst = {mode: (0.0, "") for mode in MODES}
+    for name in names:
+        cells = []
+        for load in loads:
+            for mode in MODES:
+                median = statistics.median(run[name] for run in steps[load, mode])
+                quiet = statistics.median(run[name] for run in steps["quiet", mode])
+                cells.append(f"{median:8.1f} s {median / quiet:5.2f}x")
+                if loads[load] == 2 and median / quiet > worst[mode][0]:
+                    worst[mode] = (median / quiet, name)
+        print(f"{name:<15}" + "".join(f"{cell:>30}" for cell in cells))
+    if 2 in loads.values():
+        print("largest ratio beside two hogs: " + "; ".join(f"{mode}: {ratio:.2f}x ({name}, "
+              f"{'met' if ratio <= GOAL else 'MISSED'})" for mode, (ratio, name) in worst.items()))
 
 
 if __name__ == "__main__":

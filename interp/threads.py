@@ -48,8 +48,15 @@ def thread_choice(requested: Optional[int] = None) -> tuple[int, str]:
 
 def apply_threads(n: int) -> int:
     """Give torch ``n`` intra-op threads, and ``n`` inter-op threads where torch still allows it
-    (only before its first parallel work and only once per process); returns the intra-op count before."""
+    (only before its first parallel work and only once per process); returns the intra-op count before.
+
+    The BLAS libraries numpy, scipy and scikit-learn call (OpenBLAS, MKL: their own thread pools,
+    which torch's count does not reach) get ``n`` threads too, through ``threadpoolctl``: a
+    two-thread OpenBLAS team beside two busy processes made the ``context`` analysis's probes
+    11 times slower while torch ran on one thread (``benchmarks/bench_load.py``).
+    """
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch_default_threads()  # remember torch's own count before changing it
     before = torch.get_num_threads()
@@ -58,6 +65,7 @@ def apply_threads(n: int) -> int:
         torch.set_num_interop_threads(n)
     except RuntimeError:  # "cannot set number of interop threads after parallel work has started"
         pass
+    threadpool_limits(limits=n, user_api="blas")  # applied for the process, not only inside a with-block
     return before
 
 

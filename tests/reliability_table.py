@@ -141,11 +141,13 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          "no run log", ["test_a_request_wins_then_the_environment", "test_a_bad_request_names_the_option",
                         "test_a_bad_environment_variable_is_one_line_and_exit_code_2"]),
         ("threads", "`interp run params` with --threads 1, with INTERP_THREADS=1, automatic; apply_threads once "
-         "torch refuses inter-op threads", "4",
-         "the analysis runs on the count chosen; the run log's first line says how many and why; no error",
+         "torch refuses inter-op threads; apply_threads(1) over BLAS pools of two threads", "5",
+         "the analysis runs on the count chosen; the run log's first line says how many and why; no error; "
+         "every BLAS pool numpy and scikit-learn load on one thread",
          ["test_interp_run_applies_the_count_before_the_analysis_and_logs_it",
           "test_interp_run_says_what_the_automatic_choice_saw",
-          "test_apply_threads_sets_torch_and_skips_interop_threads_once_too_late"]),
+          "test_apply_threads_sets_torch_and_skips_interop_threads_once_too_late",
+          "test_apply_threads_limits_the_blas_pools_numpy_and_scikit_learn_use"]),
         ("reproducibility", "the quick facts subject trained by `models.train` with the caller on 1 and on 2 torch "
          "threads (TrainConfig.threads=1, the default); the same with threads=None (the caller's count); threads=0",
          "2 + 2 + 1", "bit-identical weights and the caller's count back; with threads=None the weights differ (the "

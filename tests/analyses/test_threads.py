@@ -122,6 +122,18 @@ def test_apply_threads_sets_torch_and_skips_interop_threads_once_too_late(torch_
     assert torch.get_num_threads() == 2
 
 
+def test_apply_threads_limits_the_blas_pools_numpy_and_scikit_learn_use(torch_threads):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import sklearn.linear_model  # noqa: F401 (loads scipy's and scikit-learn's BLAS, as the probes do)
+
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas, "numpy links a BLAS library"
+    with threadpool_limits(limits=2, user_api="blas"):  # two to start from, and put back afterwards
+        threads.apply_threads(1)
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+
+
 @pytest.mark.parametrize("how, why", [(["--threads", "1"], "(--threads)"), ([], "($INTERP_THREADS)")])
 def test_interp_run_applies_the_count_before_the_analysis_and_logs_it(tmp_path, torch_threads, monkeypatch, how, why):
     from analyses import params
