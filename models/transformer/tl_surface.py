@@ -13,6 +13,8 @@ from torch import Tensor
 
 from transformer_lens import ActivationCache
 
+from models.transformer.heap import keep_freed_heap
+
 
 class TransformerLensSurface:
     """TransformerLens's model surface for a ``HookedRootModule`` with our components."""
@@ -26,8 +28,10 @@ class TransformerLensSurface:
         So ``cache["blocks.0.hook_resid_pre"]``, ``cache["resid_pre", 0]``, ``cache.items()`` and
         TransformerLens's analyses (``accumulated_resid``, ``decompose_resid``,
         ``stack_head_results``, ``apply_ln_to_stack``, ``logit_attrs``) work on it;
-        ``return_cache_object=False`` gives the plain dict.
+        ``return_cache_object=False`` gives the plain dict. The first call keeps freed memory in the
+        heap for later ones (:mod:`models.transformer.heap`; ``INTERP_KEEP_HEAP=0`` to opt out).
         """
+        keep_freed_heap()
         out, cache = super().run_with_cache(*model_args, remove_batch_dim=remove_batch_dim, **kwargs)
         return out, ActivationCache(cache, self, has_batch_dim=not remove_batch_dim) if return_cache_object else cache
 
