@@ -140,7 +140,9 @@ def family_points(W: Tensor, vocab: Sequence[str]) -> pd.DataFrame:
         residual = residual - residual.mean(dim=0)
         _, _, V = torch.linalg.svd(residual, full_matrices=False)
         y = residual @ V[0]
-        y = y * torch.sign(y.sum()) if y.sum() != 0 else y  # a fixed orientation, independent of SVD sign
+        # a fixed orientation, independent of the SVD's sign: the word farthest along the axis on its
+        # positive side (y is centred, so the sign of its sum was rounding noise, and flipped between runs)
+        y = y * torch.sign(y[y.abs().argmax()])
         for k, word in enumerate(w for pair in pairs for w in pair):
             rows.append({"family": family, "pair": k // 2, "role": ("first", "second")[k % 2], "word": word,
                          "x": float(x[k]), "y": float(y[k])})

@@ -50,3 +50,27 @@ def test_gensim_agreement_ignores_sections_without_questions():
     nothing = pd.DataFrame({"section": ["x"], "gensim_correct": [0], "ours_correct": [0], "gensim_counted": [0],
                             "ours_counted": [0]})
     assert not gensim_claim(nothing)[0].holds, "no questions at all is not agreement"
+
+
+def test_family_points_have_an_orientation_that_does_not_hang_on_rounding():
+    """The 2-D family plot's y axis is an SVD axis, whose sign is arbitrary; it is fixed by the word
+    farthest along it. (It was fixed by the sign of the centred y's sum, which is rounding noise, so
+    the direction_families figure flipped between runs of the same code.)"""
+    from analyses.directions.measures import FAMILIES, family_points
+    from models.pretrained import minilm_embeddings
+
+    W_E, vocab = minilm_embeddings()
+    points = family_points(W_E, vocab)
+    assert set(points["family"]) == set(FAMILIES)
+    for family, rows in points.groupby("family"):
+        far = rows.loc[rows["y"].abs().idxmax()]
+        assert far["y"] > 0, f"{family}: the farthest word {far['word']!r} lies at y={far['y']:.3g}"
+        assert abs(rows["y"].sum()) < 1e-9, "y is centred: its sum says nothing about the orientation"
+    again = family_points(-W_E, vocab)  # flipping every vector flips the SVD's axes: the plot must not flip
+    assert (again["y"] - points["y"]).abs().max() < 1e-9
+    import torch
+
+    for seed in range(5):  # nor on the last bits of the embeddings
+        noise = torch.randn(W_E.shape, generator=torch.Generator().manual_seed(seed), dtype=W_E.dtype)
+        nudged = family_points(W_E + 1e-6 * W_E.abs().max() * noise, vocab)
+        assert (nudged["y"] - points["y"]).abs().max() < 1e-3, f"seed {seed}: the plot flipped"
