@@ -93,19 +93,18 @@ def main() -> None:
     names = ["all"] if args.all else [args.name]
     loads = {label: n for label, n in {"quiet": 0, "beside 1 hog": 1, "beside 2 hogs": 2}.items()
              if n in {0, *args.hogs}}
-    for mode in set(MODES) - set(args.modes):
-        del MODES[mode]
+    modes = {mode: MODES[mode] for mode in args.modes}
     print(f"interp run {' '.join(names)} --quick on {len(os.sched_getaffinity(0))} CPU(s); hogs run torch matmuls "
           f"on 2 threads; median of {args.repeats}", flush=True)
     timed_run(names, [])  # untimed: trains whatever zoo subject the run needs
-    seconds = {(load, mode): [] for load in loads for mode in MODES}
+    seconds = {(load, mode): [] for load in loads for mode in modes}
     threads = {key: set() for key in seconds}
     steps = {key: [] for key in seconds}  # per run: {analysis: seconds}
     for repeat in range(args.repeats):  # loads interleaved, so that drift spreads over every cell
         for load, n in loads.items():
             hogs = start_hogs(n)
             try:
-                for mode, extra in MODES.items():
+                for mode, extra in modes.items():
                     took, used, each = timed_run(names, extra)
                     seconds[load, mode].append(took)
                     steps[load, mode].append(each)
@@ -113,11 +112,11 @@ def main() -> None:
                     print(f"  repeat {repeat + 1}, {load}, {mode}: {took:.1f} s on {used} thread(s)", flush=True)
             finally:
                 stop(hogs)
-    print(f"\n{'load':<15}" + "".join(f"{mode:>28}" for mode in MODES))
+    print(f"\n{'load':<15}" + "".join(f"{mode:>28}" for mode in modes))
     verdicts = []
     for load in loads:
         cells = []
-        for mode in MODES:
+        for mode in modes:
             median, quiet = statistics.median(seconds[load, mode]), statistics.median(seconds["quiet", mode])
             ratio = median / quiet
             cells.append(f"{median:7.1f} s {ratio:5.2f}x ({'/'.join(sorted(threads[load, mode]))} thr)")
@@ -126,20 +125,20 @@ def main() -> None:
         print(f"{load:<15}" + "".join(f"{cell:>28}" for cell in cells))
     if verdicts:
         print(f"goal: at most {GOAL}x the quiet time beside two hogs; " + "; ".join(verdicts))
-    if len(steps["quiet", "automatic"][0]) > 1:
-        print_steps(steps, loads)
+    if len(next(iter(steps.values()))[0]) > 1:
+        print_steps(steps, loads, list(modes))
 
 
-def print_steps(steps: dict, loads: dict[str, int]) -> None:
+def print_steps(steps: dict, loads: dict[str, int], modes: list[str]) -> None:
     """Each analysis's median seconds per cell, and its ratio to quiet in the same column."""
-    names = list(steps["quiet", "automatic"][0])
+    names = list(steps["quiet", modes[0]][0])
     print(f"\neach analysis (seconds from the run log; ratio to quiet in the same column)")
-    print(f"{'analysis':<15}" + "".join(f"{load + ', ' + mode:>30}" for load in loads for mode in MODES))
-    worst = {mode: (0.0, "") for mode in MODES}
+    print(f"{'analysis':<15}" + "".join(f"{load + ', ' + mode:>30}" for load in loads for mode in modes))
+    worst = {mode: (0.0, "") for mode in modes}
     for name in names:
         cells = []
         for load in loads:
-            for mode in MODES:
+            for mode in modes:
                 median = statistics.median(run[name] for run in steps[load, mode])
                 quiet = statistics.median(run[name] for run in steps["quiet", mode])
                 cells.append(f"{median:8.1f} s {median / quiet:5.2f}x")

@@ -6,7 +6,7 @@ of its heap back to the system once more than its trim threshold (by default twi
 mmap threshold, at most 64 MiB) lies free there, so every cached run page-faulted its 660 MB in
 afresh, zeroed by the kernel: a cached forward took 1.3-1.5x a plain one. With the mmap
 threshold fixed at glibc's largest (32 MiB on 64-bit) and the trim threshold at 1 GiB, freed
-memory stays in the heap for the next run (a quarter of the page faults; 1.1x,
+memory stays in the heap for the next run (24,600 page faults a run instead of 220,000; 1.1-1.2x,
 ``benchmarks/bench_lm.py``), at the price of a process that keeps up to 1 GiB it no longer uses
 until it exits. ``INTERP_KEEP_HEAP=0`` leaves malloc as it was; other C libraries are left alone.
 """

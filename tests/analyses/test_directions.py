@@ -56,6 +56,8 @@ def test_family_points_have_an_orientation_that_does_not_hang_on_rounding():
     """The 2-D family plot's y axis is an SVD axis, whose sign is arbitrary; it is fixed by the word
     farthest along it. (It was fixed by the sign of the centred y's sum, which is rounding noise, so
     the direction_families figure flipped between runs of the same code.)"""
+    import torch
+
     from analyses.directions.measures import FAMILIES, family_points
     from models.pretrained import minilm_embeddings
 
@@ -68,8 +70,6 @@ def test_family_points_have_an_orientation_that_does_not_hang_on_rounding():
         assert abs(rows["y"].sum()) < 1e-9, "y is centred: its sum says nothing about the orientation"
     again = family_points(-W_E, vocab)  # flipping every vector flips the SVD's axes: the plot must not flip
     assert (again["y"] - points["y"]).abs().max() < 1e-9
-    import torch
-
     for seed in range(5):  # nor on the last bits of the embeddings
         noise = torch.randn(W_E.shape, generator=torch.Generator().manual_seed(seed), dtype=W_E.dtype)
         nudged = family_points(W_E + 1e-6 * W_E.abs().max() * noise, vocab)

@@ -43,5 +43,5 @@ def test_a_cached_forward_of_smollm2_reuses_the_memory_the_last_one_freed():
     default = cached_runs("0")
     assert not default["kept"] and kept["pages"] > 100_000, (kept, default)  # the cache is about 660 MB
     # the later runs: glibc's own thresholds hand the freed cache back and fault it in again each time
-    # (measured: ~103,000 faults a run); kept, only the logits (over the 32 MiB mmap threshold) are new
+    # (measured: ~220,000 faults a run); kept, only the logits (over the 32 MiB mmap threshold) are new
     assert max(kept["faults"][2:]) < min(default["faults"][2:]) / 2, (kept, default)
