@@ -2,6 +2,7 @@
 
     interp list [--json]
     interp run NAME... | all [--quick] [--seed N] [--out DIR] [--set key=value] [--threads N] [--json]
+               [--workers N] [--backend serial|processes|ray] [--address HOST:PORT]
     interp params PRESET [--weights-only] [--json]
     interp chat [facts | smollm2] [--temperature T] [--top-p P] [--max-new-tokens N] [--seed N]
     interp zoo list | clear NAME|--all | retrain NAME [--quick] [--seed N]
@@ -33,6 +34,7 @@ import analyses  # light: a name table and the standard library
 BUG_HINT = ("this is a bug in interp, not a mistake in your command: please report it to the interp "
             "maintainers with the traceback above and the command you ran")
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
+SWEEPS = ".sweeps"  # OUT/.sweeps/NAME: an unfinished analysis's finished sweep tasks
 
 
 class OneLineErrors(typer.core.TyperGroup):
@@ -65,7 +67,8 @@ class OneLineErrors(typer.core.TyperGroup):
             sys.exit(1)
         if code == INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130, silently
             _say("interrupted; reports already written are complete and the one being written was not "
-                 "replaced (the previous one is intact)")
+                 "replaced (the previous one is intact); its finished sweep tasks are kept in OUT/.sweeps, "
+                 "and running it again resumes them")
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -99,6 +102,12 @@ def _check_threads(threads: Optional[int]) -> Optional[int]:
     if threads is not None and threads < 1:
         raise typer.BadParameter(f"{threads} is not a thread count; use a whole number >= 1")
     return threads
+
+
+def _check_workers(workers: Optional[int]) -> Optional[int]:
+    if workers is not None and workers < 1:
+        raise typer.BadParameter(f"{workers} is not a worker count; use a whole number >= 1")
+    return workers
 
 
 def _check_seed(seed: Optional[int]) -> Optional[int]:
@@ -135,21 +144,32 @@ def run_analysis(name: str, config, out: Path, preset: str | None = None):
 
     The report's elapsed time is the whole run, zoo training included (the zoo may train
     the analysis's subject on first use, before the analysis builds its report); the
-    training it did is listed in ``results.json`` and in the report's timing line.
+    training it did is listed in ``results.json`` and in the report's timing line. The
+    analysis's sweeps keep their finished tasks in ``OUT/.sweeps/NAME`` until the report
+    is written, so that a run stopped half-way resumes them.
     """
+    import shutil
+
     import torch
 
+    from interp.parallel import sweep_settings
     from models import zoo
 
     threads, trained_before, started = torch.get_num_threads(), len(zoo.TRAINED), time.perf_counter()
+    sweeps = out / SWEEPS / name
     try:
-        report = analyses.get(name).run(config)
+        with sweep_settings(store=sweeps):
+            report = analyses.get(name).run(config)
     finally:  # an analysis that pins torch's threads must not slow the ones after it
         torch.set_num_threads(threads)
     report.elapsed_seconds = round(time.perf_counter() - started, 2)
     report.subject_training = zoo.TRAINED[trained_before:]
     report.preset = preset
-    return report, report.save(out)
+    folder = report.save(out)
+    shutil.rmtree(sweeps, ignore_errors=True)
+    with contextlib.suppress(OSError):  # only when no other analysis's sweeps are kept
+        (out / SWEEPS).rmdir()
+    return report, folder
 
 
 def _previous_seconds(out: Path, name: str, preset: str) -> float | None:
@@ -180,8 +200,17 @@ def run(
     threads: Optional[int] = typer.Option(None, "--threads", callback=_check_threads,
                                           help="torch threads (default: $INTERP_THREADS, else the CPUs free for "
                                                "this process: its CPUs less the other runnable threads)."),
+    workers: Optional[int] = typer.Option(None, "--workers", callback=_check_workers,
+                                          help="Run every sweep's tasks on N worker processes (or Ray CPUs); "
+                                               "the results equal the serial ones."),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="serial|processes|ray",
+                                          help="Where sweeps run (default: serial; processes with --workers; "
+                                               "ray with --address)."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                          help="A running Ray cluster (its head's address) for --backend ray."),
 ) -> None:
     """Run analyses and write their reports, the index page (OUT/index.html) and a run log (OUT/run.log)."""
+    from interp.parallel import check_backend, sweep_settings
     from interp.progress import note, run_log
     from interp.report import write_index
     from interp.threads import apply_threads, thread_choice
@@ -199,6 +228,11 @@ def run(
         n_threads, why = thread_choice(threads)
     except ValueError as error:  # $INTERP_THREADS that is not a count
         _fail(str(error))
+    backend = backend or ("ray" if address is not None else "processes" if workers else "serial")
+    try:
+        check_backend(backend, address)
+    except ValueError as error:
+        _fail(str(error))
     preset = "quick" if quick else "full"
     results, failed, unwritable, started = {}, [], {}, time.perf_counter()
     opened = contextlib.ExitStack()
@@ -211,8 +245,10 @@ def run(
     with opened:
         # before any analysis (each starts from it); the caller's count comes back after the run (in process)
         opened.callback(apply_threads, apply_threads(n_threads))
+        opened.enter_context(sweep_settings(backend=backend, workers=workers, address=address))
+        where = "" if backend == "serial" else f"; sweeps on {backend}" + (f" ({workers} workers)" if workers else "")
         note(f"run {' '.join(selected)} ({preset} preset{'' if seed is None else f', seed {seed}'}) into {out}; "
-             f"{n_threads} torch thread(s) ({why}); log: {log}")
+             f"{n_threads} torch thread(s) ({why}){where}; log: {log}")
         for k, (name, config) in enumerate(configs.items(), 1):
             rest = [_previous_seconds(out, n, preset) for n in list(configs)[k - 1:]]
             known = [r for r in rest if r is not None]

@@ -18,3 +18,16 @@ if "INTERP_CACHE" not in os.environ:  # at import, before any test module reads 
 from tests import hypothesis_profiles  # noqa: E402
 
 hypothesis_profiles.load()
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local two-CPU Ray cluster, started once for the whole session by the first test that asks for it
+    (sweeps on ``backend="ray"`` join it instead of starting their own)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()

@@ -39,6 +39,11 @@ BAD_ARGUMENTS = [
     (["run", "params", "--threads", "0"], "0 is not a thread count"),
     (["run", "params", "--threads", "-1"], "-1 is not a thread count"),
     (["run", "params", "--threads", "x"], "Invalid value for '--threads'"),
+    (["run", "params", "--workers", "0"], "0 is not a worker count"),
+    (["run", "params", "--backend", "dask"], "unknown backend 'dask'; use one of serial, processes, ray"),
+    (["run", "params", "--backend", "ray", "--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+    (["run", "params", "--address", "nowhere"], "is not host:port"),
+    (["run", "params", "--backend", "processes", "--address", "127.0.0.1:9"], "needs --backend ray"),
     (["params"], "Missing argument 'preset'"),
     (["params", "gpt4"], "unknown preset 'gpt4'"),
     (["params", "gpt3", "--weights"], "No such option: --weights"),
@@ -78,6 +83,16 @@ def test_a_mistake_is_one_line_and_exit_code_2(tmp_path, monkeypatch, arguments,
     assert len(lines) == 1 and lines[0].startswith("error: "), f"not one error line:\n{result.stderr}"
     assert words in lines[0], f"{words!r} missing from: {lines[0]}"
     assert "Traceback" not in result.output
+
+
+def test_ray_asked_for_but_not_installed_is_one_line_and_exit_code_2(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = runner.invoke(app, ["run", "params", "--quick", "--backend", "ray", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        "error: Ray is not installed; install it with: pip install 'ray==2.60.0'"]
+    assert not (tmp_path / "params").exists()
 
 
 def test_a_bare_command_shows_its_help():

@@ -16,16 +16,6 @@ from interp.parallel.store import TaskStore, task_key
 from tests.parallel_tasks import counted, die_once, raises_on
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local two-CPU Ray cluster for the module's tests."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
 def test_the_three_backends_give_the_same_tensors(ray_cluster):
     shared = torch.randn(64, 64) / 8
     tasks = [{"steps": 20, "seed": s} for s in (0, 1, 2, 3, 10**12)]
