@@ -19,6 +19,9 @@ Example::
     activations = {"layer_0": rng.normal(size=(300, 8)),                 # no information
                    "layer_1": np.eye(3)[labels] + 0.3 * rng.normal(size=(300, 3))}
     probe_hooks(activations, labels)   # hook, accuracy, control_accuracy, selectivity, chance, ...
+
+Each hook is one task of :func:`interp.parallel.map_tasks`: a grid of layers runs serially, on
+worker processes or on Ray with the same table.
 """
 
 import warnings
@@ -31,6 +34,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from interp.parallel import map_tasks
 
 
 def control_labels(labels: Sequence[Hashable], types: Sequence[Hashable] | None = None, seed: int = 0) -> np.ndarray:
@@ -96,15 +101,26 @@ def probe_hooks(
     """
     labels = np.asarray(labels)
     control = control_labels(labels, types, seed)
-    _, counts = np.unique(labels, return_counts=True)
-    rows = []
     for hook, X in activations.items():
-        real = probe_accuracy(X, labels, cv, seed, C, max_iter)
-        fake = _cross_validated(X, control, cv, seed, C, max_iter)
-        rows.append({
-            "hook": hook, "accuracy": real.mean(), "accuracy_std": real.std(ddof=1),
+        if len(X) != len(labels):
+            raise ValueError(f"{hook}: X has {len(X)} examples but labels has {len(labels)}")
+    _, counts = np.unique(labels, return_counts=True)
+    if len(counts) < 2:
+        raise ValueError("labels has a single class; a probe needs at least two")
+    if counts.min() < cv:
+        raise ValueError(f"the rarest class has {counts.min()} examples, fewer than cv={cv} folds; lower cv or add examples")
+    tasks = [{"hook": hook, "cv": cv, "C": C, "max_iter": max_iter, "seed": seed} for hook in activations]
+    shared = {"activations": activations, "labels": labels, "control": control}
+    return pd.DataFrame(map_tasks(probe_one_hook, tasks, shared=shared, name="linear probes"))
+
+
+def probe_one_hook(task: dict, shared: dict) -> dict:
+    """One task of :func:`probe_hooks` (a layer of the grid): the real and the control probe at one hook."""
+    X, labels, cv, seed = shared["activations"][task["hook"]], shared["labels"], task["cv"], task["seed"]
+    real = _cross_validated(X, labels, cv, seed, task["C"], task["max_iter"])
+    fake = _cross_validated(X, shared["control"], cv, seed, task["C"], task["max_iter"])
+    _, counts = np.unique(labels, return_counts=True)
+    return {"hook": task["hook"], "accuracy": real.mean(), "accuracy_std": real.std(ddof=1),
             "control_accuracy": fake.mean(), "control_std": fake.std(ddof=1),
             "selectivity": real.mean() - fake.mean(), "chance": counts.max() / counts.sum(),
-            "n_examples": len(labels), "n_classes": len(counts), "cv": cv,
-        })
-    return pd.DataFrame(rows)
+            "n_examples": len(labels), "n_classes": len(counts), "cv": cv}

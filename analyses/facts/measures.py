@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from interp.parallel import map_tasks
 from interp.patching import activation_patching
 from interp.tracing import causal_trace, embedding_std
 from models.data.facts import Prompt
@@ -48,18 +48,23 @@ def subject_noise_std(model) -> float:
 
 def trace_facts(model, prompts: list[Prompt], *, samples: int, window: int, seed: int,
                 noise_scale: float = 3.0) -> pd.DataFrame:
-    """Causal traces of every prompt, stacked, with ``fact``, ``template`` and token labels."""
+    """Causal traces of every prompt, stacked, with ``fact``, ``template`` and token labels; each prompt is
+    one task of :func:`interp.parallel.map_tasks` (serial unless ``interp run --workers/--backend`` says)."""
     noise_std = noise_scale * subject_noise_std(model)
-    frames = []
-    for i, prompt in enumerate(tqdm(prompts, desc="causal tracing", leave=False)):
-        tokens = prompt_tokens(model, [prompt])
-        answer = model.tokenizer.index[prompt.answer]
-        df = causal_trace(model, tokens, subject_span(prompt), answer=answer, noise_std=noise_std,
-                          samples=samples, window=window, seed=seed * 100_003 + i)
-        labels = ["<bos>"] + prompt.words
-        df["token"] = [labels[p] for p in df["pos"]]
-        frames.append(df.assign(fact=i, template=prompt.template.id, person=prompt.person.name))
-    return pd.concat(frames, ignore_index=True)
+    tasks = [{"fact": i, "text": prompt.text, "labels": ["<bos>", *prompt.words], "span": list(subject_span(prompt)),
+              "answer": model.tokenizer.index[prompt.answer], "template": prompt.template.id,
+              "person": prompt.person.name, "samples": samples, "window": window, "noise_std": noise_std,
+              "seed": seed * 100_003 + i} for i, prompt in enumerate(prompts)]
+    return pd.concat(map_tasks(trace_prompt, tasks, shared=model, name="causal tracing"), ignore_index=True)
+
+
+def trace_prompt(task: dict, model) -> pd.DataFrame:
+    """One task of :func:`trace_facts`: the causal trace of one prompt, with its labels."""
+    tokens = model.tokenizer.to_tokens([task["text"]])
+    df = causal_trace(model, tokens, tuple(task["span"]), answer=task["answer"], noise_std=task["noise_std"],
+                      samples=task["samples"], window=task["window"], seed=task["seed"])
+    df["token"] = [task["labels"][p] for p in df["pos"]]
+    return df.assign(fact=task["fact"], template=task["template"], person=task["person"])
 
 
 def patch_people(model, prompts_a: list[Prompt], prompts_b: list[Prompt]) -> pd.DataFrame:

@@ -15,11 +15,11 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from analyses.facts_lm.known import subject_span
 from analyses.lm.measures import lens_summary
 from interp.lens import lens_names
+from interp.parallel import map_tasks
 from interp.tracing import causal_trace, embedding_std
 
 SUBJECT_GROUPS = ("first subject token", "middle subject tokens", "last subject token")
@@ -54,17 +54,26 @@ def noise_std(model: Any, table: pd.DataFrame) -> float:
 def trace_facts(model: Any, chosen: pd.DataFrame, *, samples: int, window: int, noise_std: float, seed: int,
                 desc: str = "causal tracing") -> pd.DataFrame:
     """Causal traces (every layer and position, three kinds) of each fact, stacked: one row per site with
-    ``fact subject relation token`` added. Fact ``i`` draws its noise from seed ``seed * 100_003 + i``."""
-    frames = []
-    for i, fact in enumerate(tqdm(chosen.itertuples(index=False), total=len(chosen), desc=desc, leave=False)):
-        tokens = model.to_tokens(fact.prompt)
-        span = subject_span(model.tokenizer, fact.prompt, fact.subject)
-        df = causal_trace(model, tokens, span, answer=int(fact.answer), noise_std=noise_std, samples=samples,
-                          window=window, seed=seed * 100_003 + i)
-        labels = model.to_str_tokens(tokens[0])
-        df["token"] = [labels[p] for p in df["pos"]]
-        frames.append(df.assign(fact=i, subject=fact.subject, relation=fact.relation))
+    ``fact subject relation token`` added. Fact ``i`` draws its noise from seed ``seed * 100_003 + i``.
+
+    Each fact is one task of :func:`interp.parallel.map_tasks`, so the sweep runs wherever ``interp run
+    --workers/--backend`` sends it, with the same result."""
+    tasks = [{"fact": i, "prompt": fact.prompt, "subject": fact.subject, "relation": fact.relation,
+              "answer": int(fact.answer), "samples": samples, "window": window, "noise_std": float(noise_std),
+              "seed": seed * 100_003 + i} for i, fact in enumerate(chosen.itertuples(index=False))]
+    frames = map_tasks(trace_fact, tasks, shared=model, name=desc)
     return pd.concat(frames, ignore_index=True)
+
+
+def trace_fact(task: dict, model: Any) -> pd.DataFrame:
+    """One task of :func:`trace_facts`: the causal trace of one fact, with its labels."""
+    tokens = model.to_tokens(task["prompt"])
+    span = subject_span(model.tokenizer, task["prompt"], task["subject"])
+    df = causal_trace(model, tokens, span, answer=task["answer"], noise_std=task["noise_std"],
+                      samples=task["samples"], window=task["window"], seed=task["seed"])
+    labels = model.to_str_tokens(tokens[0])
+    df["token"] = [labels[p] for p in df["pos"]]
+    return df.assign(fact=task["fact"], subject=task["subject"], relation=task["relation"])
 
 
 def rome_groups(traces: pd.DataFrame) -> pd.DataFrame:

@@ -29,3 +29,24 @@ def test_quick_preset_writes_a_complete_report(tmp_path):
 def test_bad_config_says_what_to_change(field, value):
     with pytest.raises(ValueError, match=field):
         replace(Config(), **{field: value})
+
+
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_tracing_over_facts_gives_the_serial_result_on_processes_and_ray(backend, request):
+    from analyses.facts.measures import trace_facts
+    from interp.parallel import sweep_settings
+    from models import zoo
+    from models.facts_subject import corpus_of
+
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+    model = zoo.load("facts", quick=True)
+    prompts = corpus_of(model).prompts("train", "sport")[:4]
+    serial = trace_facts(model, prompts, samples=3, window=1, seed=2)
+    with sweep_settings(backend=backend, workers=2):
+        elsewhere = trace_facts(model, prompts, samples=3, window=1, seed=2)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(serial, elsewhere, check_exact=True)
+    other = trace_facts(model, prompts, samples=3, window=1, seed=3)
+    assert not serial["score"].equals(other["score"])  # the seed reaches the noise: the comparison can fail

@@ -132,3 +132,21 @@ def test_a_one_token_subject_counts_as_its_first_and_last_subject_token():
     assert grouped.loc["last subject token", "n_facts"] == 2
     assert grouped.loc["last subject token", "mean"] == pytest.approx((0.5 + 0.4) / 2)
     assert grouped.loc["first subject token", "mean"] == pytest.approx((0.5 + 0.2) / 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_tracing_over_facts_gives_the_serial_result_on_processes_and_ray(smollm2, backend, request):
+    from analyses.facts_lm.trace import trace_facts
+    from interp.parallel import sweep_settings
+
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+    chosen = pd.DataFrame({"prompt": ["The capital of France is the city of", "The Eiffel Tower is in the city of"],
+                           "subject": ["France", "The Eiffel Tower"], "object": ["Paris", "Paris"],
+                           "relation": ["capital", "landmark"], "answer": [smollm2.to_single_token(" Paris")] * 2})
+    serial = trace_facts(smollm2, chosen, samples=2, window=10, noise_std=0.3, seed=4)
+    with sweep_settings(backend=backend, workers=2):
+        elsewhere = trace_facts(smollm2, chosen, samples=2, window=10, noise_std=0.3, seed=4)
+    pd.testing.assert_frame_equal(serial, elsewhere, check_exact=True)
+    assert serial.fact.nunique() == 2 and serial["score"].nunique() > 10  # two real traces, not constants

@@ -1,6 +1,7 @@
 """interp.probing: known answers, the control task at chance, selectivity against memorisation."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -63,3 +64,19 @@ def test_probes_the_digit_network_through_collected_activations():
 def test_too_few_examples_per_class_is_explained():
     with pytest.raises(ValueError, match="lower cv"):
         probe_accuracy(np.zeros((6, 2)), [0, 0, 0, 0, 1, 1], cv=5)
+
+
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_a_grid_of_layers_gives_the_serial_table_on_processes_and_ray(backend, request):
+    from interp.parallel import sweep_settings
+
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 120)
+    layers = {f"layer {k}": np.eye(3)[labels] * k / 2 + rng.normal(size=(120, 3)) for k in range(4)}
+    serial = probe_hooks(layers, labels, cv=4, seed=1)
+    with sweep_settings(backend=backend, workers=2):
+        elsewhere = probe_hooks(layers, labels, cv=4, seed=1)
+    pd.testing.assert_frame_equal(serial, elsewhere, check_exact=True)
+    assert serial.accuracy.is_monotonic_increasing and serial.accuracy.iloc[-1] > 0.6  # the layers differ
