@@ -146,7 +146,9 @@ def run_analysis(name: str, config, out: Path, preset: str | None = None):
     the analysis's subject on first use, before the analysis builds its report); the
     training it did is listed in ``results.json`` and in the report's timing line. The
     analysis's sweeps keep their finished tasks in ``OUT/.sweeps/NAME`` until the report
-    is written, so that a run stopped half-way resumes them.
+    is written, so that a run stopped half-way resumes them (a run of another config, or
+    one whose folder lacks ``config.json``, starts them afresh; after changing the code of a
+    sweep, delete ``OUT/.sweeps``).
     """
     import shutil
 
@@ -157,6 +159,12 @@ def run_analysis(name: str, config, out: Path, preset: str | None = None):
 
     threads, trained_before, started = torch.get_num_threads(), len(zoo.TRAINED), time.perf_counter()
     sweeps = out / SWEEPS / name
+    stamp = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    with contextlib.suppress(OSError):
+        if (sweeps / "config.json").read_text() != stamp:  # kept by a run of another config: not this run's
+            shutil.rmtree(sweeps)
+    sweeps.mkdir(parents=True, exist_ok=True)
+    (sweeps / "config.json").write_text(stamp)
     try:
         with sweep_settings(store=sweeps):
             report = analyses.get(name).run(config)

@@ -35,7 +35,8 @@ from typing import Any, Optional
 
 from tqdm.auto import tqdm
 
-from interp.parallel.store import TaskStore, task_json, task_key
+from interp.parallel.store import TaskStore, fingerprint, task_json, task_key
+from interp.progress import note
 from interp.parallel.tasks import seed_of
 
 BACKENDS = ("serial", "processes", "ray")
@@ -132,13 +133,19 @@ def map_tasks(fn: Callable, tasks: Sequence[Any], *, shared: Any = None, name: s
         seed_of(task)  # every task carries its seed
     if len(set(keys)) < len(keys):
         raise ValueError(f"sweep {name!r} has tasks with the same inputs; give each its own seed or label")
-    kept = TaskStore(store, name) if store is not None else None
+    kept = None
+    if store is not None:  # a result is filed under its task and what it was computed from
+        kept = TaskStore(store, name)
+        inputs = fingerprint([fn, shared])
+        keys = [task_key([key, inputs]) for key in keys]
     results: dict[int, Any] = {}
     stored = kept.keys() if kept else set()
     for index, key in enumerate(keys):
         if key in stored:
             results[index] = kept.get(key)
     pending = [(index, task) for index, task in enumerate(tasks) if index not in results]
+    if results:
+        note(f"sweep {name!r}: {len(results)} of {len(tasks)} task(s) already done, read from {kept.folder}")
     failures: dict[int, tuple[Any, str]] = {}
     bar = tqdm(total=len(tasks), initial=len(results), desc=name, leave=False, disable=not progress)
 

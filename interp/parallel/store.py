@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,46 @@ def task_json(task: Any) -> str:
 def task_key(task: Any) -> str:
     """A stable 20-character name for ``task``: the hash of its canonical JSON."""
     return hashlib.sha256(task_json(task).encode()).hexdigest()[:20]
+
+
+def fingerprint(value: Any) -> str:
+    """A hash of what ``value`` holds: the bytes of its tensors, arrays and tables, a module's weights and
+    config, recursively through dicts, lists and tuples (other objects by their type and ``repr``). A store
+    files each result under the task's key *and* this fingerprint of the sweep's function and shared inputs,
+    so that two sweeps with the same task records but different inputs never read each other's results."""
+    digest = hashlib.blake2b(digest_size=16)
+    _feed(digest, value, depth=0)
+    return digest.hexdigest()
+
+
+def _feed(digest, value: Any, depth: int) -> None:
+    if depth > 20:
+        raise TypeError("the shared inputs nest too deep to fingerprint")
+    digest.update(type(value).__qualname__.encode() + b"|")
+    if isinstance(value, torch.nn.Module):
+        digest.update(repr(getattr(value, "cfg", None)).encode())
+        _feed(digest, value.state_dict(), depth + 1)
+    elif isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy() if tensor.numel() else b"")
+    elif isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(repr(value.tolist()).encode() if value.dtype == object else np.ascontiguousarray(value).data)
+    elif isinstance(value, pd.DataFrame):
+        digest.update(repr(list(value.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(value, index=True).to_numpy().data)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            digest.update(repr(key).encode())
+            _feed(digest, item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _feed(digest, item, depth + 1)
+    elif callable(value) and hasattr(value, "__qualname__"):
+        digest.update(f"{getattr(value, '__module__', '')}.{value.__qualname__}".encode())
+    else:
+        digest.update(repr(value).encode())
 
 
 def _plain(value: Any) -> Any:
@@ -62,10 +103,10 @@ def _plain(value: Any) -> Any:
 
 
 class TaskStore:
-    """One sweep's finished results under ``folder/name/``."""
+    """One sweep's finished results under ``folder/name/`` (``name`` with spaces and slashes as ``_``)."""
 
     def __init__(self, folder: str | Path, name: str):
-        self.folder = Path(folder) / name
+        self.folder = Path(folder) / re.sub(r"[^\w.-]+", "_", name)
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def keys(self) -> set[str]:
