@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from analyses import superposition
 
 
@@ -41,3 +43,58 @@ def test_sticky_plateau_counts_consecutive_points_within_tolerance():
     dims = pd.DataFrame({"inverse_density": [1, 2, 3, 4, 5], "dimensions_per_feature": [0.9, 0.52, 0.46, 0.3, 0.5]})
     assert superposition.sticky_plateau(dims)["length"] == 2
     assert superposition.sticky_plateau(dims, tolerance=0.01)["length"] == 1
+
+
+SWEEPS = ("intro_sweep", "dimensionality_sweep", "phase_diagram", "sae_recovery")
+
+
+def _small_config(seed: int = 0):
+    import dataclasses
+
+    return dataclasses.replace(superposition.Config.quick(), seed=seed, intro_steps=300, dim_steps=300,
+                               phase_steps=300, sae_steps=300, sae_samples=2000)
+
+
+def _frames(result):
+    """A sweep's result as a list of DataFrames and tensors (intro_sweep also returns the kept weights)."""
+    if isinstance(result, tuple):
+        frame, weights = result
+        return [frame, *(weights[name] for name in sorted(weights))]
+    return [result]
+
+
+def _assert_identical(a, b):
+    import pandas as pd
+    import torch
+
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, pd.DataFrame):
+            pd.testing.assert_frame_equal(x, y, check_exact=True)
+            assert x.attrs == y.attrs
+        else:
+            assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_sweep_is_the_same_serially_on_processes_and_on_ray(sweep, ray_cluster, monkeypatch):
+    from interp.parallel import map_tasks, sweep_settings
+
+    names = []
+
+    def recorded(fn, tasks, **kwargs):  # the sweep must go through map_tasks, on the backend the settings name
+        names.append((kwargs["name"], len(tasks)))
+        assert "backend" not in kwargs and "workers" not in kwargs, "analyses leave the backend to sweep_settings"
+        return map_tasks(fn, tasks, **kwargs)
+
+    monkeypatch.setattr(superposition, "map_tasks", recorded)
+    config, run = _small_config(), getattr(superposition, sweep)
+    results = {}
+    for backend in ("serial", "processes", "ray"):
+        with sweep_settings(backend=backend, workers=2):
+            results[backend] = _frames(run(config))
+    assert names and all(count > 1 for _, count in names), f"{sweep} should be split into several tasks: {names}"
+    _assert_identical(results["serial"], results["processes"])
+    _assert_identical(results["serial"], results["ray"])
+    with pytest.raises(AssertionError):  # the comparison can fail: another seed gives other numbers
+        _assert_identical(results["serial"], _frames(run(_small_config(seed=1))))
