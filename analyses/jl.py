@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from interp.jl import angle_deg, jl_rate, levenshtein_bound, welch_bound, coherence_lower_bound
 from interp.chirps import chirp_prime, chirp_start
 from interp.packing import capacity, max_abs_cos, pack, random_unit_vectors
+from interp.parallel import map_tasks
 from interp.report import Report
 
 # Best known line packings. R^3: Conway, Hardin & Sloane 1996, "Packing lines, planes,
@@ -103,12 +104,17 @@ def series_experiment(config: Config) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return pd.DataFrame(summary), pd.concat(hist, ignore_index=True), pd.concat(histories, ignore_index=True)
 
 
+def capacity_task(task: dict) -> dict:
+    """A task of :func:`capacity_curves`: the capacity at one (eps, d)."""
+    return capacity(task["d"], task["eps"], seed=task["seed"], steps=task["steps"])
+
+
 def capacity_curves(config: Config) -> pd.DataFrame:
-    rows = []
-    for eps, dims in zip(config.eps_values, config.capacity_dims):
-        for d in dims:
-            rows.append(capacity(d, eps, seed=config.seed, steps=config.capacity_steps))
-    return pd.DataFrame(rows)
+    """Capacity at every (eps, d) of the config, one task each (:func:`interp.parallel.map_tasks`), all on the
+    run's seed."""
+    tasks = [{"eps": eps, "d": d, "steps": config.capacity_steps, "seed": config.seed}
+             for eps, dims in zip(config.eps_values, config.capacity_dims) for d in dims]
+    return pd.DataFrame(map_tasks(capacity_task, tasks, name="capacity"))
 
 
 def fit_growth(curves: pd.DataFrame) -> pd.DataFrame:
