@@ -22,36 +22,64 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.parallel import map_tasks
 from models.data.digits import DigitSplit, one_hot
 from models.mlp import Network
 
 
+def train_variant(task: dict, data: DigitSplit) -> dict:
+    """A task of :func:`train_variants`: one variant trained from one seed. Returns what rebuilds the network
+    (its weights and biases, layer by layer), the per-epoch records of ``Network.SGD`` and the CPU
+    (``time.process_time``, of the process that trained it) and wall seconds training took."""
+    net = Network([data.n_pixels, *task["hidden"], 10], activation=task["activation"], cost=task["cost"],
+                  seed=task["seed"], dtype=data.x_train.dtype)
+    y_train = one_hot(data.y_train, dtype=data.x_train.dtype)
+    cpu, wall = time.process_time(), time.perf_counter()
+    records = net.SGD((data.x_train, y_train), task["epochs"], task["mini_batch_size"], task["eta"],
+                      test_data=(data.x_test, data.y_test), anneal=task["anneal"], seed=task["seed"])
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"weights": [W.detach().clone() for W in net.weights], "biases": [b.detach().clone() for b in net.biases],
+            "history": records, "cpu_seconds": cpu, "wall_seconds": wall}
+
+
+def rebuild_network(task: dict, result: dict, data: DigitSplit) -> Network:
+    """The network a :func:`train_variant` task trained, from its result."""
+    net = Network([data.n_pixels, *task["hidden"], 10], activation=task["activation"], cost=task["cost"],
+                  seed=task["seed"], dtype=data.x_train.dtype)
+    with torch.no_grad():
+        for layer, W, b in zip(net.layers, result["weights"], result["biases"]):
+            layer.W.copy_(W)
+            layer.b.copy_(b)
+    return net
+
+
 def train_variants(data: DigitSplit, variants: dict[str, dict], seeds: list[int]
                    ) -> tuple[dict[tuple[str, int], Network], pd.DataFrame, pd.DataFrame]:
-    """Train every variant from every seed.
+    """Train every variant from every seed, one task per (variant, seed) (:func:`interp.parallel.map_tasks`;
+    the data go to each worker once).
 
     ``variants`` maps a label to ``activation, cost, hidden, epochs, mini_batch_size, eta``
     (and optionally ``anneal``).
     Returns the networks, the per-epoch history (variant, seed, epoch, metric, value) and
-    one row per run with final accuracies and the CPU and wall seconds training took.
+    one row per run with final accuracies and the CPU and wall seconds training took (the only
+    columns that differ between two runs, or between backends).
     """
+    tasks = [{"variant": label, "activation": v["activation"], "cost": v["cost"],
+              "hidden": [int(h) for h in v["hidden"]], "epochs": int(v["epochs"]),
+              "mini_batch_size": int(v["mini_batch_size"]), "eta": float(v["eta"]),
+              "anneal": bool(v.get("anneal", False)), "data": data.name, "seed": seed}
+             for label, v in variants.items() for seed in seeds]
     networks, history, runs = {}, [], []
-    y_train = one_hot(data.y_train, dtype=data.x_train.dtype)
-    for label, v in variants.items():
-        for seed in seeds:
-            net = Network([data.n_pixels, *v["hidden"], 10], activation=v["activation"], cost=v["cost"], seed=seed,
-                          dtype=data.x_train.dtype)
-            cpu, wall = time.process_time(), time.perf_counter()
-            records = net.SGD((data.x_train, y_train), v["epochs"], v["mini_batch_size"], v["eta"],
-                              test_data=(data.x_test, data.y_test), anneal=v.get("anneal", False), seed=seed)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            networks[(label, seed)] = net
-            for record in records:
-                for metric in ("cost", "train_accuracy", "test_accuracy"):
-                    history.append({"variant": label, "seed": seed, "epoch": record["epoch"], "metric": metric,
-                                    "value": record[metric]})
-            runs.append({"variant": label, "seed": seed, "train_accuracy": records[-1]["train_accuracy"],
-                         "test_accuracy": records[-1]["test_accuracy"], "cpu_seconds": cpu, "wall_seconds": wall})
+    for task, result in zip(tasks, map_tasks(train_variant, tasks, shared=data, name="digit networks")):
+        label, seed, records = task["variant"], task["seed"], result["history"]
+        networks[(label, seed)] = rebuild_network(task, result, data)
+        for record in records:
+            for metric in ("cost", "train_accuracy", "test_accuracy"):
+                history.append({"variant": label, "seed": seed, "epoch": record["epoch"], "metric": metric,
+                                "value": record[metric]})
+        runs.append({"variant": label, "seed": seed, "train_accuracy": records[-1]["train_accuracy"],
+                     "test_accuracy": records[-1]["test_accuracy"], "cpu_seconds": result["cpu_seconds"],
+                     "wall_seconds": result["wall_seconds"]})
     return networks, pd.DataFrame(history), pd.DataFrame(runs)
 
 

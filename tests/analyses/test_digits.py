@@ -88,3 +88,42 @@ def test_quick_report_is_complete(tmp_path):
         assert (folder / name).is_file(), f"{name} missing from the report folder"
     results = json.loads((folder / "results.json").read_text())
     assert results["headline"]["relu_ce_test_accuracy_mean"] > 0.9, "the quick preset should still learn the digits"
+
+
+def test_train_variants_is_the_same_serially_on_processes_and_on_ray(ray_cluster):
+    """Networks, history and final accuracies equal bit for bit on every backend; the timing columns
+    (cpu_seconds, wall_seconds) are measurements of the run and are left out of the comparison."""
+    import pandas as pd
+
+    from interp.parallel import sweep_settings
+    from models.data.digits import load_digits_split
+
+    data = load_digits_split()
+    variants = digits.Config(sigmoid_epochs=3, relu_epochs=3).variants()
+    timing = ["cpu_seconds", "wall_seconds"]
+    trained = {}
+    for backend in ("serial", "processes", "ray"):
+        with sweep_settings(backend=backend, workers=2):
+            trained[backend] = train_variants(data, variants, [0, 1])
+
+    def same(a, b):
+        (nets_a, history_a, runs_a), (nets_b, history_b, runs_b) = a, b
+        pd.testing.assert_frame_equal(history_a, history_b, check_exact=True)
+        pd.testing.assert_frame_equal(runs_a.drop(columns=timing), runs_b.drop(columns=timing), check_exact=True)
+        assert list(nets_a) == list(nets_b)
+        for key in nets_a:
+            for p, q in zip(nets_a[key].parameters(), nets_b[key].parameters(), strict=True):
+                assert torch.equal(p, q), key
+
+    nets, history, runs = trained["serial"]
+    assert list(nets) == [(v, s) for v in variants for s in (0, 1)] and len(runs) == 4
+    assert (runs[timing] > 0).all().all(), "every run is timed (the only columns that may differ)"
+    assert nets[(digits.RELU, 1)].activation == "relu" and nets[(digits.RELU, 1)].dtype == data.x_train.dtype
+    x = data.x_test[:50]
+    fresh = Network(nets[(digits.SIGMOID, 0)].sizes, activation="sigmoid", cost="mse", seed=0)
+    assert not torch.equal(nets[(digits.SIGMOID, 0)](x), fresh(x)), "the rebuilt network carries the trained weights"
+    same(trained["serial"], trained["processes"])
+    same(trained["serial"], trained["ray"])
+    slower = {label: dict(v, eta=v["eta"] / 2) for label, v in variants.items()}
+    with pytest.raises(AssertionError):  # the comparison can fail: same seeds, another learning rate, other numbers
+        same(trained["serial"], train_variants(data, slower, [0, 1]))
