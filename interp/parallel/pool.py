@@ -1,14 +1,19 @@
-"""Local worker processes for :func:`interp.parallel.map_tasks`: each worker receives the
+"""Local worker processes for :func:`interp.parallel.map_tasks`: each worker receives a
 sweep's shared inputs once, then runs one task at a time; a worker that dies (killed, out
 of memory) is replaced and its task run again.
 
 Workers are started with ``spawn`` (a fresh interpreter: no threads or locks inherited
 from a parent that already ran torch) through :mod:`torch.multiprocessing`, whose pickler
 moves the tensors of the shared inputs into shared memory: model weights are not copied
-once per worker, let alone once per task. The task function must be importable by name
-(a module-level function), as with any ``spawn`` pool.
+once per worker, let alone once per task. Starting a worker costs seconds (a fresh
+interpreter imports torch), so the workers stay up between sweeps of one process (one
+``interp run``, one notebook) and serve the next sweep; they are stopped at exit, or at
+once when a sweep is interrupted. The task function must be importable by name (a
+module-level function), and a script that starts a sweep must do so under
+``if __name__ == "__main__":``, as with any ``spawn`` pool.
 """
 
+import atexit
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -19,6 +24,10 @@ import torch.multiprocessing as mp
 
 from interp.parallel.tasks import run_task
 
+# the idle workers between sweeps: connection -> process, for one thread count
+_IDLE: dict[Any, Any] = {}
+_IDLE_THREADS = [0]
+
 
 def run_on_processes(fn: Callable, pending: Iterable[tuple[int, Any]], shared: Any, *, workers: int, threads: int,
                      retries: int, done: Callable[[int, Any], None], failed: Callable[[int, str], None]) -> None:
@@ -27,40 +36,54 @@ def run_on_processes(fn: Callable, pending: Iterable[tuple[int, Any]], shared: A
     times."""
     queue = deque(pending)
     attempts = {index: 0 for index, _ in queue}
-    context = mp.get_context("spawn")
     busy: dict[Any, tuple[Any, tuple[int, Any] | None]] = {}  # connection -> (process, task it runs)
+    if _IDLE_THREADS[0] != threads:
+        stop_workers()
+        _IDLE_THREADS[0] = threads
 
-    def start() -> None:
-        parent, child = context.Pipe()
-        process = context.Process(target=_serve, args=(child, fn, threads), daemon=True)
-        process.start()
-        child.close()
+    def enlist(connection, process) -> None:
         try:
-            parent.send(shared)  # once per worker: tensors travel as shared memory
-            parent.recv()  # the worker has them
+            connection.send(("shared", fn, shared))  # once per worker and sweep: tensors travel as shared memory
+            connection.recv()  # the worker has them
         except (EOFError, OSError):
             process.join()
+            connection.close()
             raise RuntimeError(f"a worker process failed to start (exit code {process.exitcode}; its traceback is "
                                f"above). A script that runs a sweep on processes must start it under "
                                f"`if __name__ == '__main__':`, and the task function must be importable by name"
                                ) from None
-        busy[parent] = (process, None)
+        busy[connection] = (process, None)
+
+    def spawn() -> tuple[Any, Any]:
+        while _IDLE:  # a worker left by an earlier sweep
+            connection, process = _IDLE.popitem()
+            if process.is_alive():
+                return connection, process
+            connection.close()
+        parent, child = mp.get_context("spawn").Pipe()
+        process = mp.get_context("spawn").Process(target=_serve, args=(child, threads), daemon=True)
+        process.start()
+        child.close()
+        return parent, process
+
+    def start(n: int) -> None:
+        for connection, process in [spawn() for _ in range(n)]:  # the new ones boot side by side
+            enlist(connection, process)
 
     def feed(connection) -> None:
         process, _ = busy[connection]
         if queue:
             item = queue.popleft()
-            connection.send(item)
+            connection.send(("task", *item))
             busy[connection] = (process, item)
-        else:
-            connection.send(None)
+        else:  # this sweep is done for this worker: it drops the shared inputs and waits for the next
             busy.pop(connection)
-            process.join()
-            connection.close()
+            connection.send(("idle",))
+            _IDLE[connection] = process
 
+    finished = False
     try:
-        for _ in range(min(workers, len(queue))):
-            start()
+        start(min(workers, len(queue)))
         for connection in list(busy):
             feed(connection)
         while busy:
@@ -75,29 +98,56 @@ def run_on_processes(fn: Callable, pending: Iterable[tuple[int, Any]], shared: A
                     index = item[0]
                     attempts[index] += 1
                     if attempts[index] > retries:
-                        failed(index, f"its worker died {attempts[index]} time{'s' if attempts[index] > 1 else ''} "
-                               f"(last exit code {process.exitcode})")
+                        times = "once" if attempts[index] == 1 else f"{attempts[index]} times"
+                        failed(index, f"its worker died {times} (last exit code {process.exitcode})")
                     else:
                         queue.appendleft(item)
                     if queue and len(busy) < workers:
-                        start()
+                        start(1)
                         feed(list(busy)[-1])
                     continue
                 (done if status == "ok" else failed)(index, value)
                 feed(connection)
+        finished = True
     finally:
-        for connection, (process, _) in busy.items():
+        if not finished:  # interrupted, or the parent failed: no worker is left running a task
+            for connection, (process, _) in busy.items():
+                process.kill()
+                process.join()
+                connection.close()
+            stop_workers()
+
+
+def stop_workers() -> None:
+    """Stop the idle workers (at exit, or before workers with another thread count are needed)."""
+    while _IDLE:
+        connection, process = _IDLE.popitem()
+        try:
+            connection.send(None)
+        except OSError:
+            pass
+        process.join(timeout=5)
+        if process.is_alive():
             process.kill()
             process.join()
-            connection.close()
+        connection.close()
 
 
-def _serve(connection, fn: Callable, threads: int) -> None:
-    """A worker: the shared inputs first, then ``(index, task)`` pairs until ``None``."""
-    shared = connection.recv()
-    connection.send("ready")
-    while (item := connection.recv()) is not None:
-        index, task = item
+atexit.register(stop_workers)
+
+
+def _serve(connection, threads: int) -> None:
+    """A worker: for each sweep, its function and shared inputs, then ``(index, task)`` pairs; ``None`` ends it."""
+    fn = shared = None
+    while (message := connection.recv()) is not None:
+        if message[0] == "shared":
+            _, fn, shared = message
+            connection.send("ready")
+            continue
+        if message[0] == "idle":
+            fn = shared = None
+            continue
+        _, index, task = message
         try:
             connection.send((index, "ok", run_task(fn, task, shared, threads)))
         except Exception:

@@ -54,7 +54,7 @@ def test_a_worker_that_keeps_dying_fails_its_task_with_its_inputs(tmp_path):
         (tmp_path / str(task["i"])).mkdir()
     with pytest.raises(SweepError, match=r'(?s)1 of 3 task\(s\).*task 2 \{"die":true') as caught:
         map_tasks(die_once, tasks, shared=torch.ones(4), backend="processes", workers=2, retries=0)
-    assert list(caught.value.failures) == [2] and "died 1 time (" in str(caught.value)
+    assert list(caught.value.failures) == [2] and "its worker died once (last exit code -9)" in str(caught.value)
 
 
 @pytest.mark.parametrize("backend", ["serial", "processes", "ray"])
@@ -165,3 +165,12 @@ def test_sweeps_with_the_same_tasks_but_other_inputs_do_not_share_stored_results
     with torch.no_grad():
         weights.weight[0, 0] += 1e-7
     assert fingerprint(weights) != before and fingerprint(torch.ones(3)) != fingerprint(torch.ones(3, dtype=torch.float64))
+
+
+def test_workers_stay_up_between_sweeps_and_take_each_sweeps_own_shared_inputs():
+    from interp.parallel.demo import noisy_sum
+
+    tasks = [{"n": n, "seed": n} for n in range(4)]
+    first = map_tasks(noisy_sum, tasks, shared=1.0, backend="processes", workers=2)
+    second = map_tasks(noisy_sum, tasks, shared=-1.0, backend="processes", workers=2)  # the same workers
+    assert second == [-x for x in first] and first == map_tasks(noisy_sum, tasks, shared=1.0)
