@@ -2,7 +2,8 @@
 
     python -m benchmarks.reproducibility digits superposition --quick              # default threads twice, 1 vs 2
     python -m benchmarks.reproducibility facts --quick --threads 1 2 --json out.json
-    python -m benchmarks.reproducibility jl --quick --runs default --runs default   # only the two default runs
+    python -m benchmarks.reproducibility jl --quick --skip-threads                    # only the two default runs
+    python -m benchmarks.reproducibility facts context --quick --backends --skip-default --skip-threads
 
 Every run is ``interp run NAME [--quick] --out TMP [--threads N]`` in its own process with its own empty zoo
 cache (``INTERP_CACHE`` a fresh temporary folder), so every subject is trained anew. Converted pretrained
@@ -12,7 +13,8 @@ each run's fresh cache, unless ``--no-share-converted``.
 Two comparisons per analysis (issue 18, "Same inputs, same numbers"):
 
 - ``default`` against ``default``: two runs with the thread count the CLI chooses itself;
-- ``--threads A`` against ``--threads B`` (``--threads 1 2`` by default).
+- ``--threads A`` against ``--threads B`` (``--threads 1 2`` by default);
+- with ``--backends``: the serial run against ``--workers 2`` and against ``--backend ray --workers 2``.
 
 It compares the ``headline`` of each ``results.json`` (the figures a report stands on; elapsed times, the
 date and package versions are not in it; a figure or CSV column whose name says ``seconds`` or ``elapsed`` is a
@@ -38,6 +40,8 @@ from typing import Any, Optional
 
 CONVERTED = ("smollm2",)  # zoo subjects that are converted, not trained: one folder for every preset and seed
 NEEDS_CONVERTED = {"lm", "facts_lm"}
+# --backends: the sweep backends, each run against the serial one (a default run is serial)
+BACKEND_RUNS = {"serial": (), "processes": ("--workers", "2"), "ray": ("--backend", "ray", "--workers", "2")}
 TIMING_WORDS = ("seconds", "elapsed")  # a figure or CSV column naming one of these is a time, not a result
 
 
@@ -177,6 +181,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--all-numbers", action="store_true", help="also compare every CSV table's numbers")
     parser.add_argument("--no-share-converted", action="store_true",
                         help="convert SmolLM2 afresh in every run instead of once")
+    parser.add_argument("--backends", action="store_true",
+                        help="also run with --workers 2 and with --backend ray --workers 2, each against the serial run")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--json", type=Path, help="also write every comparison and every run's headline here")
     args = parser.parse_args(argv)
@@ -189,8 +195,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             plan = [] if args.skip_default else [("default 1", None), ("default 2", None)]
             if not args.skip_threads:
                 plan += [(f"threads {n}", n) for n in args.threads]
+            extras = {label: () for label, _ in plan}
+            if args.backends:
+                for label, extra in BACKEND_RUNS.items():
+                    plan.append((label, None))
+                    extras[label] = extra
             for label, threads in plan:
-                runs[label] = run_once(name, quick=args.quick, threads=threads, share=share, timeout=args.timeout)
+                runs[label] = run_once(name, quick=args.quick, threads=threads, share=share, timeout=args.timeout,
+                                       extra=extras[label])
                 print(f"  {name} {label}: {runs[label]['seconds']} s; {runs[label]['log']}", file=sys.stderr, flush=True)
             results = []
             if not args.skip_default:
@@ -199,6 +211,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 a, b = args.threads
                 results.append(compare(name, runs[f"threads {a}"], runs[f"threads {b}"],
                                        f"--threads {a} vs --threads {b}", args.all_numbers))
+            if args.backends:
+                serial = runs["default 1"] if "default 1" in runs else runs["serial"]
+                for label in BACKEND_RUNS:
+                    if label != "serial":
+                        results.append(compare(name, serial, runs[label], f"serial vs {label}", args.all_numbers))
             for result in results:
                 print(report(result), flush=True)
             everything.append({"analysis": name, "comparisons": results,
