@@ -53,3 +53,12 @@ def test_sweeps_kept_by_a_run_of_another_config_are_not_reused(tmp_path):
     (kept / "linear_probes" / "stale.json").write_text("{}")
     assert runner.invoke(app, ["run", "context", "--quick", "--out", str(tmp_path)]).exit_code == 0
     assert not (tmp_path / ".sweeps").exists()
+
+
+def test_a_run_on_ray_writes_the_serial_runs_figures(tmp_path, ray_cluster):
+    serial, on_ray = tmp_path / "serial", tmp_path / "ray"
+    assert runner.invoke(app, ["run", "context", "--quick", "--out", str(serial)]).exit_code == 0
+    result = runner.invoke(app, ["run", "context", "--quick", "--backend", "ray", "--workers", "2", "--out", str(on_ray)])
+    assert result.exit_code == 0, result.output
+    assert "sweeps on ray (2 workers)" in (on_ray / "run.log").read_text()
+    assert _figures(serial) == _figures(on_ray)
