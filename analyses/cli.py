@@ -210,10 +210,10 @@ def run(
                                                "this process: its CPUs less the other runnable threads)."),
     workers: Optional[int] = typer.Option(None, "--workers", callback=_check_workers,
                                           help="Run every sweep's tasks on N worker processes (or Ray CPUs); "
-                                               "the results equal the serial ones."),
+                                               "the results equal the serial ones (default: the thread count)."),
     backend: Optional[str] = typer.Option(None, "--backend", metavar="serial|processes|ray",
-                                          help="Where sweeps run (default: serial; processes with --workers; "
-                                               "ray with --address)."),
+                                          help="Where sweeps run (default: processes, one worker per thread; "
+                                               "serial on one thread; ray with --address)."),
     address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
                                           help="A running Ray cluster (its head's address) for --backend ray."),
 ) -> None:
@@ -236,7 +236,10 @@ def run(
         n_threads, why = thread_choice(threads)
     except ValueError as error:  # $INTERP_THREADS that is not a count
         _fail(str(error))
-    backend = backend or ("ray" if address is not None else "processes" if workers else "serial")
+    # sweeps: where the user says, else one worker process per thread the run may use (serial on one)
+    backend = backend or ("ray" if address is not None else "processes" if (workers or n_threads) > 1 else "serial")
+    if backend == "processes" and workers is None:
+        workers = n_threads
     try:
         check_backend(backend, address)
     except ValueError as error:

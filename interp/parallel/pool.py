@@ -14,6 +14,7 @@ module-level function), and a script that starts a sweep must do so under
 """
 
 import atexit
+import signal
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -137,7 +138,9 @@ atexit.register(stop_workers)
 
 
 def _serve(connection, threads: int) -> None:
-    """A worker: for each sweep, its function and shared inputs, then ``(index, task)`` pairs; ``None`` ends it."""
+    """A worker: for each sweep, its function and shared inputs, then ``(index, task)`` pairs; ``None`` ends it.
+    Ctrl-C reaches the parent, which stops the workers: a worker ignores it rather than print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     fn = shared = None
     while (message := connection.recv()) is not None:
         if message[0] == "shared":
