@@ -119,7 +119,7 @@ def _check_seed(seed: Optional[int]) -> Optional[int]:
 @app.command("list")
 def list_analyses(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the analyses and the question each answers."""
-    rows = {name: analyses.question(name) for name in analyses.ANALYSES}
+    rows = {name: analyses.question(name) for name in analyses.known()}
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -158,7 +158,7 @@ def run_analysis(name: str, config, out: Path, preset: str | None = None):
     from models import zoo
 
     threads, trained_before, started = torch.get_num_threads(), len(zoo.TRAINED), time.perf_counter()
-    sweeps = out / SWEEPS / name
+    sweeps = out / SWEEPS / analyses.label(name)
     stamp = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
     with contextlib.suppress(OSError):
         if (sweeps / "config.json").read_text() != stamp:  # kept by a run of another config: not this run's
@@ -197,7 +197,8 @@ def _duration(seconds: float) -> str:
 
 @app.command("run")
 def run(
-    names: list[str] = typer.Argument(..., help=f"Analyses to run, or 'all': {', '.join(analyses.ANALYSES)}.",
+    names: list[str] = typer.Argument(..., help=f"Analyses to run, or 'all': {', '.join(analyses.ANALYSES)}, "
+                                                "an installed one, or a path to an analysis .py file.",
                                       metavar="NAME... | all"),
     quick: bool = typer.Option(False, "--quick", help="Small preset (minutes, used in CI)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override every analysis's seed.", callback=_check_seed),
@@ -223,7 +224,7 @@ def run(
     from interp.report import write_index
     from interp.threads import apply_threads, thread_choice
 
-    selected = list(analyses.ANALYSES) if names == ["all"] else names
+    selected = list(analyses.known()) if names == ["all"] else names
     try:
         configs = {name: build_config(name, quick, seed, assignments if names != ["all"] else []) for name in selected}
     except (KeyError, ValueError) as error:
@@ -261,7 +262,7 @@ def run(
         note(f"run {' '.join(selected)} ({preset} preset{'' if seed is None else f', seed {seed}'}) into {out}; "
              f"{n_threads} torch thread(s) ({why}){where}; log: {log}")
         for k, (name, config) in enumerate(configs.items(), 1):
-            rest = [_previous_seconds(out, n, preset) for n in list(configs)[k - 1:]]
+            rest = [_previous_seconds(out, analyses.label(n), preset) for n in list(configs)[k - 1:]]
             known = [r for r in rest if r is not None]
             estimate = (f"; about {_duration(sum(known))} left by the last run's times"
                         + (f" ({len(rest) - len(known)} without one)" if len(known) < len(rest) else "")
@@ -287,7 +288,7 @@ def run(
             note(f"[{k}/{len(configs)}] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s"
                  f"{f', of which {trained:.0f} s training its subject' if trained else ''})")
         try:
-            index = write_index(out, order=list(analyses.ANALYSES))  # after every run, so it is never stale
+            index = write_index(out, order=list(analyses.known()))  # after every run, so it is never stale
         except OSError as error:  # the disk filled up during the run: the reports written are complete
             if error.errno not in NO_ROOM:
                 raise

@@ -1,4 +1,4 @@
-"""The examples in docstrings, the README and docs/explorer.md run, and print what they say."""
+"""The examples in docstrings, the README, docs/explorer.md and docs/cluster.md run, and print what they say."""
 
 import doctest
 import importlib
@@ -38,7 +38,7 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
-DOC_BLOCKS = [(doc, i, block) for doc in ("README.md", "docs/explorer.md")
+DOC_BLOCKS = [(doc, i, block) for doc in ("README.md", "docs/explorer.md", "docs/cluster.md")
               for i, block in enumerate(python_blocks(ROOT / doc))]
 
 

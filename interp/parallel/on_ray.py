@@ -50,7 +50,11 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 def connect(address: str | None, workers: int) -> None:
     """Join the cluster at ``address``, or start a local one with ``workers`` CPUs (once per process)."""
     ray = import_ray()
-    if ray.is_initialized():
+    if ray.is_initialized():  # one cluster per process: the one joined first
+        joined = ray.get_runtime_context().gcs_address
+        if address not in (None, "auto", "local") and "://" not in address and address != joined:
+            raise ValueError(f"this process already runs on the Ray cluster at {joined}; it cannot also join "
+                             f"{address} (call ray.shutdown() first)")
         return
     if address is None:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)

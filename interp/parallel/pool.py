@@ -15,6 +15,7 @@ module-level function), and a script that starts a sweep must do so under
 
 import atexit
 import signal
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -44,6 +45,7 @@ def run_on_processes(fn: Callable, pending: Iterable[tuple[int, Any]], shared: A
 
     def enlist(connection, process) -> None:
         try:
+            connection.send(("path", list(sys.path)))  # the parent's, as now: an analysis file's folder may be new
             connection.send(("shared", fn, shared))  # once per worker and sweep: tensors travel as shared memory
             connection.recv()  # the worker has them
         except (EOFError, OSError):
@@ -146,6 +148,9 @@ def _serve(connection, threads: int) -> None:
         if message[0] == "shared":
             _, fn, shared = message
             connection.send("ready")
+            continue
+        if message[0] == "path":
+            sys.path[:] = message[1]
             continue
         if message[0] == "idle":
             fn = shared = None

@@ -174,3 +174,14 @@ def test_workers_stay_up_between_sweeps_and_take_each_sweeps_own_shared_inputs()
     first = map_tasks(noisy_sum, tasks, shared=1.0, backend="processes", workers=2)
     second = map_tasks(noisy_sum, tasks, shared=-1.0, backend="processes", workers=2)  # the same workers
     assert second == [-x for x in first] and first == map_tasks(noisy_sum, tasks, shared=1.0)
+
+
+def test_a_process_on_one_ray_cluster_refuses_to_join_another(ray_cluster):
+    from interp.parallel.on_ray import connect
+
+    import ray
+
+    here = ray.get_runtime_context().gcs_address
+    connect(here, workers=2)  # the same cluster: fine
+    with pytest.raises(ValueError, match=f"already runs on the Ray cluster at {here}; it cannot also join"):
+        connect("10.0.0.5:6379", workers=2)
