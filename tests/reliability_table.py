@@ -25,6 +25,7 @@ MODULES = {
     "zoo": "tests.models.test_zoo_faults",
     "threads": "tests.analyses.test_threads",
     "reproducibility": "tests.test_reproducibility",
+    "sweeps": "tests.interp.test_parallel",
 }
 
 
@@ -41,11 +42,20 @@ def _generated(test, profile: str = "ci") -> str:
     return text + (f" + {pinned} pinned" if pinned else "")
 
 
+def _cases(test) -> int:
+    """How many cases a parametrized test runs (the product of its parameter lists)."""
+    count = 1
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize":
+            count *= len(mark.args[1])
+    return count
+
+
 def rows() -> list[tuple[str, str, str, str, list[str]]]:
     """(area, what is injected or tried, cases, what it gets, tests)."""
     m = _modules()
     ck, fz, cl, fa, tr, zo = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"], m["zoo"]
-    th, rp = m["threads"], m["reproducibility"]
+    th, rp, sw = m["threads"], m["reproducibility"], m["sweeps"]
     n_analyses = len(analyses.ANALYSES)
     n_bytes = ck.valid_length()
     return [
@@ -125,10 +135,11 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          f"{n_analyses} configs, up to {settings.get_profile('ci').max_examples} generated each",
          "a valid config or ValueError", ["test_set_on_every_analysis_config_is_valid_or_a_value_error"]),
         ("command line", "mistakes: unknown command, option, analysis, preset or zoo subject; bad --set, --seed, "
-         "--out, --threads, sampling options; missing arguments", f"{len(cl.BAD_ARGUMENTS)}",
+         "--out, --threads, --workers, --backend, --address, sampling options; missing arguments; --backend ray "
+         "without Ray installed", f"{len(cl.BAD_ARGUMENTS)} + 1",
          "one line 'error: ...' on stderr, exit code 2, no traceback",
          ["test_a_mistake_is_one_line_and_exit_code_2", "test_a_bare_command_shows_its_help",
-          "test_good_commands_still_exit_0"]),
+          "test_good_commands_still_exit_0", "test_ray_asked_for_but_not_installed_is_one_line_and_exit_code_2"]),
         ("threads", "the automatic thread count on machines of our making: CPU affinity, /proc/loadavg's running "
          "count (a spike outvoted by the median of three reads), torch's default; the load average where the file is "
          "missing, nothing where neither is", f"{len(th.AUTOMATIC_CASES)} + 2",
@@ -159,6 +170,41 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          f"{len(rp.PRESETS)} x {len(rp.RUNS)} runs", "identical results.json headline figures (timings aside); "
          "`benchmarks/reproducibility.py` measures every analysis",
          ["test_quick_presets_give_the_same_headline_twice_and_on_1_and_2_threads"]),
+        ("sweeps", "a worker process killed (SIGKILL) in the middle of a task, twice in a sweep of 6, on "
+         "processes and on Ray", f"{_cases(sw.test_a_killed_worker_has_its_task_run_again)} backends x 2 kills",
+         "a new worker runs the task again; every result equal to the serial run's",
+         ["test_a_killed_worker_has_its_task_run_again"]),
+        ("sweeps", "a worker that dies on every try (retries=0)", "1",
+         "SweepError naming the task's inputs and 'its worker died once (last exit code -9)'; the other tasks finish",
+         ["test_a_worker_that_keeps_dying_fails_its_task_with_its_inputs"]),
+        ("sweeps", "a task that raises, on each backend",
+         f"{_cases(sw.test_a_task_that_raises_is_reported_with_its_inputs_and_the_rest_are_kept)}",
+         "SweepError with the task's inputs and its exception; the other tasks' results stored",
+         ["test_a_task_that_raises_is_reported_with_its_inputs_and_the_rest_are_kept"]),
+        ("sweeps", "SIGKILL of a sweep's process during its 4th of 6 tasks, then the same sweep again", "1",
+         "the 3 finished tasks are read back, not rerun; results equal an uninterrupted sweep's",
+         ["test_an_interrupted_sweep_resumes_without_recomputing_finished_tasks"]),
+        ("sweeps", "stored results of every kind (frames with NaN, infinities and str columns, tensors, arrays, "
+         "nested tuples and dicts), and results that cannot come back equal",
+         f"1 + {_cases(sw.test_the_store_refuses_what_it_cannot_give_back)}",
+         "bit-identical after loading (no pickle: JSON and npz); TypeError naming what cannot be stored",
+         ["test_the_store_gives_back_every_kind_of_result_bit_for_bit", "test_the_store_refuses_what_it_cannot_give_back"]),
+        ("sweeps", "bad tasks: no seed, a negative or boolean seed, two equal tasks, an object in a task",
+         f"{_cases(sw.test_bad_tasks_are_refused_before_anything_runs)}", "ValueError or TypeError before any task runs",
+         ["test_bad_tasks_are_refused_before_anything_runs"]),
+        ("sweeps", "bad backends: an unknown name, an address without Ray, an address where nothing listens, an "
+         "address that is not host:port, Ray not installed, joining a second cluster", "6",
+         "one-line ValueError saying what to change (the command line: exit code 2, tests/analyses/test_cli_errors.py)",
+         ["test_bad_backend_settings_are_one_line_errors", "test_a_process_on_one_ray_cluster_refuses_to_join_another"]),
+        ("sweeps", "the same seeded tasks serially, on 2 processes and on Ray; serial on the workers' one thread; "
+         "settings from the command line; the same tasks with other shared inputs; workers reused by a second sweep",
+         "5", "torch.equal results on every backend (and different seeds give different ones); the caller's threads "
+         "back; no stored result read for other inputs",
+         ["test_the_three_backends_give_the_same_tensors",
+          "test_serial_runs_tasks_on_the_workers_thread_count_and_gives_the_callers_back",
+          "test_sweep_settings_choose_the_backend_of_calls_that_do_not",
+          "test_sweeps_with_the_same_tasks_but_other_inputs_do_not_share_stored_results",
+          "test_workers_stay_up_between_sweeps_and_take_each_sweeps_own_shared_inputs"]),
         ("command line", "a bug (an exception escaping a command; an analysis raising)", "2",
          "traceback kept, then where to report it (exit 1; exit 2 with the analysis's traceback in run.log)",
          ["test_a_bug_keeps_its_traceback_and_says_where_to_report_it", "test_a_failing_analysis_says_where_to_report_it"]),
