@@ -60,15 +60,22 @@ def probe_accuracy(
     X: np.ndarray, labels: Sequence[Hashable], cv: int = 5, seed: int = 0, C: float = 1.0, max_iter: int = 2000
 ) -> np.ndarray:
     """Held-out accuracy of a standardised logistic-regression probe in each of ``cv`` stratified folds."""
+    labels = _checked_labels({"X": X}, labels, cv)
+    return _cross_validated(X, labels, cv, seed, C, max_iter)
+
+
+def _checked_labels(activations: dict[str, np.ndarray], labels: Sequence[Hashable], cv: int) -> np.ndarray:
+    """``labels`` as an array, or a ValueError if an activation set has another length or a class is too rare."""
     labels = np.asarray(labels)
-    if len(X) != len(labels):
-        raise ValueError(f"X has {len(X)} examples but labels has {len(labels)}")
+    for name, X in activations.items():
+        if len(X) != len(labels):
+            raise ValueError(f"{name} has {len(X)} examples but labels has {len(labels)}")
     _, counts = np.unique(labels, return_counts=True)
     if len(counts) < 2:
         raise ValueError("labels has a single class; a probe needs at least two")
     if counts.min() < cv:
         raise ValueError(f"the rarest class has {counts.min()} examples, fewer than cv={cv} folds; lower cv or add examples")
-    return _cross_validated(X, labels, cv, seed, C, max_iter)
+    return labels
 
 
 def _cross_validated(X: np.ndarray, labels: np.ndarray, cv: int, seed: int, C: float, max_iter: int) -> np.ndarray:
@@ -99,16 +106,8 @@ def probe_hooks(
     chance, n_examples, n_classes, cv``. ``chance`` is the majority-class rate, what a
     probe that ignores its input scores; accuracies are means over the folds.
     """
-    labels = np.asarray(labels)
+    labels = _checked_labels(activations, labels, cv)
     control = control_labels(labels, types, seed)
-    for hook, X in activations.items():
-        if len(X) != len(labels):
-            raise ValueError(f"{hook}: X has {len(X)} examples but labels has {len(labels)}")
-    _, counts = np.unique(labels, return_counts=True)
-    if len(counts) < 2:
-        raise ValueError("labels has a single class; a probe needs at least two")
-    if counts.min() < cv:
-        raise ValueError(f"the rarest class has {counts.min()} examples, fewer than cv={cv} folds; lower cv or add examples")
     tasks = [{"hook": hook, "cv": cv, "C": C, "max_iter": max_iter, "seed": seed} for hook in activations]
     shared = {"activations": activations, "labels": labels, "control": control}
     return pd.DataFrame(map_tasks(probe_one_hook, tasks, shared=shared, name="linear probes"))
