@@ -179,10 +179,14 @@ def _run(backend: str, fn: Callable, pending: list, shared: Any, *, workers: int
         run_on_ray(fn, pending, shared, workers=workers, threads=threads, retries=retries, address=address,
                    done=done, failed=failed)
     elif backend == "processes" and workers > 1 and len(pending) > 1:
-        from interp.parallel.pool import run_on_processes
+        from interp.parallel.pool import run_on_processes, shared_memory_room
 
-        run_on_processes(fn, pending, shared, workers=workers, threads=threads, retries=retries, done=done,
-                         failed=failed)
+        fits, why = shared_memory_room(shared)
+        if fits:
+            return run_on_processes(fn, pending, shared, workers=workers, threads=threads, retries=retries,
+                                    done=done, failed=failed)
+        note(f"running this sweep serially: {why}; the results are the same")
+        _run_here(fn, pending, shared, threads=threads, done=done, failed=failed)
     else:  # serial, or processes with one worker: in this process, on the same threads as a worker
         _run_here(fn, pending, shared, threads=threads, done=done, failed=failed)
 

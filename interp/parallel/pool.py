@@ -121,6 +121,43 @@ def run_on_processes(fn: Callable, pending: Iterable[tuple[int, Any]], shared: A
             stop_workers()
 
 
+SHM = "/dev/shm"  # where torch's file_descriptor strategy puts shared tensors on Linux
+
+
+def tensor_bytes(value: Any, depth: int = 0) -> int:
+    """Bytes of the tensors in ``value`` (through modules, dicts, lists and tuples): what sharing it with the
+    workers puts in shared memory."""
+    import torch
+
+    if depth > 20:
+        return 0
+    if isinstance(value, torch.nn.Module):
+        return sum(t.numel() * t.element_size() for t in value.state_dict().values())
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(v, depth + 1) for v in value)
+    return 0
+
+
+def shared_memory_room(shared: Any) -> tuple[bool, str]:
+    """Whether ``shared``'s tensors fit in what is free of /dev/shm (a container's default is 64 MB, a model's
+    weights are hundreds), and why not."""
+    import shutil
+
+    needed = tensor_bytes(shared)
+    try:
+        free = shutil.disk_usage(SHM).free
+    except OSError:  # no /dev/shm (not Linux): torch shares through the file system's temporary files
+        return True, ""
+    if needed <= 0.9 * free:
+        return True, ""
+    return False, (f"the shared inputs need {needed / 2**20:,.1f} MiB of shared memory and {SHM} has "
+                   f"{free / 2**20:,.1f} MiB free (a container's default; docker run --shm-size=2g gives more)")
+
+
 def stop_workers() -> None:
     """Stop the idle workers (at exit, or before workers with another thread count are needed)."""
     while _IDLE:

@@ -185,3 +185,22 @@ def test_a_process_on_one_ray_cluster_refuses_to_join_another(ray_cluster):
     connect(here, workers=2)  # the same cluster: fine
     with pytest.raises(ValueError, match=f"already runs on the Ray cluster at {here}; it cannot also join"):
         connect("10.0.0.5:6379", workers=2)
+
+
+def test_shared_inputs_too_big_for_dev_shm_run_serially_with_the_same_results(monkeypatch, caplog):
+    import logging
+    import shutil
+
+    from interp.parallel import pool
+
+    shared = torch.randn(256, 256)  # 256 KiB of tensors
+    tasks = [{"steps": 3, "seed": s} for s in range(3)]
+    room = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: room(path)._replace(free=64 * 1024)
+                        if path == pool.SHM else room(path))  # as in a container with a small /dev/shm
+    monkeypatch.setattr(pool, "run_on_processes", lambda *a, **k: pytest.fail("a sweep that cannot fit ran on workers"))
+    with caplog.at_level(logging.INFO, logger="interp"):
+        small = map_tasks(matmul_chain, tasks, shared=shared, backend="processes", workers=2)
+    assert "running this sweep serially: the shared inputs need 0.2 MiB of shared memory and /dev/shm has 0.1 MiB free" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(small, map_tasks(matmul_chain, tasks, shared=shared)))
+    assert pool.tensor_bytes({"m": torch.nn.Linear(4, 2), "t": [torch.ones(3, dtype=torch.float64)]}) == 40 + 24
