@@ -73,6 +73,23 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def machine() -> dict[str, Any]:
+    """What the numbers were computed on, for ``results.json``: trained subjects and float32 reductions can
+    differ between CPUs whose kernels torch chooses differently (its ``cpu_capability``: AVX2, AVX512, ...)."""
+    import torch
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    return {"cpu": model or platform.machine(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn configs, numpy scalars, tensors and paths into plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -194,6 +211,7 @@ class Report:
             "preset": self.preset,
             "date": self.date,
             "versions": package_versions(),
+            "machine": machine(),
             "elapsed_seconds": self.elapsed_seconds,
             "subject_training_seconds": round(sum(t["seconds"] for t in self.subject_training), 1),
             "subject_training": self.subject_training,

@@ -27,6 +27,10 @@ def test_save_writes_every_artifact(tmp_path):
     assert results["headline"] == {"sum": 3}
     assert results["config"] == {"seed": 7, "size": 2} and results["seed"] == 7
     assert "torch" in results["versions"] and results["elapsed_seconds"] >= 0
+    import torch
+
+    assert results["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert results["machine"]["cpu"] and results["machine"]["cpus"] >= 1
     assert pd.read_csv(folder / "numbers.csv").shape == (2, 2)
     assert (folder / "figures/line.png").read_bytes()[:4] == b"\x89PNG"
 
