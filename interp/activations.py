@@ -37,6 +37,8 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.hooks import cached_run
+
 
 def collect_activations(
     model: Any,
@@ -103,20 +105,14 @@ def _check_hook_names(model: Any, hook_names: list[str]) -> None:
 
 
 def _run_batch(model, inputs, hook_names, kwargs, forward_kwargs, positions, dtype) -> dict[str, np.ndarray]:
-    caught: dict[str, Tensor] = {}
+    def at_positions(name: str, activation: Tensor) -> Tensor:
+        if positions is None:
+            return activation
+        if activation.ndim < 2 or activation.shape[1] <= int(positions.max()):
+            raise ValueError(f"positions need a (batch, pos, ...) activation at {name}, got shape {tuple(activation.shape)}")
+        return activation[torch.arange(len(activation), device=activation.device), positions.to(activation.device)]
 
-    def catcher(name: str):
-        # keyed by the requested name: a bridge's aliases (hook_resid_pre) fire as another HookPoint
-        def catch(activation: Tensor, hook) -> None:
-            if positions is not None:
-                if activation.ndim < 2 or activation.shape[1] <= int(positions.max()):
-                    raise ValueError(f"positions need a (batch, pos, ...) activation at {name}, got shape {tuple(activation.shape)}")
-                activation = activation[torch.arange(len(activation), device=activation.device), positions.to(activation.device)]
-            caught[name] = activation.detach()
-
-        return catch
-
-    model.run_with_hooks(inputs, fwd_hooks=[(name, catcher(name)) for name in hook_names], **kwargs, **forward_kwargs)
+    _, caught = cached_run(model, inputs, hook_names, keep=at_positions, **kwargs, **forward_kwargs)
     missing = [name for name in hook_names if name not in caught]
     if missing:
         raise ValueError(f"hooks {missing} did not fire in the forward pass; check the names against model.hook_dict")

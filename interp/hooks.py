@@ -44,17 +44,23 @@ def attached(model: Any, hooks: Sequence[tuple[str, Callable]]) -> Iterator[Any]
             point.fwd_hooks.remove(handle)
 
 
-def cached_run(model: Any, input: Any, names: Sequence[str], **forward_kwargs: Any) -> tuple[Any, dict[str, Tensor]]:
-    """``(output, {name: activation})`` of one forward pass with the ``names`` activations cached (detached)."""
+def cached_run(model: Any, input: Any, names: Sequence[str], keep: Callable[[str, Tensor], Tensor] | None = None,
+               **forward_kwargs: Any) -> tuple[Any, dict[str, Tensor]]:
+    """``(output, {name: activation})`` of one forward pass with the ``names`` activations cached (detached).
+
+    ``keep(name, activation)``, when given, is what the cache holds of each activation (one position of
+    every example, say), applied as the hook fires so that the whole activation is never kept; a model
+    without those hook points runs its own ``run_with_cache`` and ``keep`` is applied after."""
     names = list(dict.fromkeys(names))
     points = getattr(model, "hook_dict", None)
     if points is None or any(name not in points for name in names):
-        return model.run_with_cache(input, names_filter=names, **forward_kwargs)
+        out, cache = model.run_with_cache(input, names_filter=names, **forward_kwargs)
+        return out, cache if keep is None else {name: keep(name, cache[name]) for name in names if name in cache}
     cache: dict[str, Tensor] = {}
 
     def store(name: str) -> Callable:
         def hook(act: Tensor, hook: Any) -> None:
-            cache[name] = act.detach()
+            cache[name] = (act if keep is None else keep(name, act)).detach()
 
         return hook
 
