@@ -238,9 +238,12 @@ def run(
     except ValueError as error:  # $INTERP_THREADS that is not a count
         _fail(str(error))
     # sweeps: where the user says, else one worker process per thread the run may use (serial on one)
-    backend = backend or ("ray" if address is not None else "processes" if (workers or n_threads) > 1 else "serial")
+    from interp.parallel import default_workers
+
+    backend = backend or ("ray" if address is not None else
+                          "processes" if (workers or default_workers(n_threads)) > 1 else "serial")
     if backend == "processes" and workers is None:
-        workers = n_threads
+        workers = default_workers(n_threads)
     try:
         check_backend(backend, address)
     except ValueError as error:

@@ -200,14 +200,16 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          "one-line ValueError saying what to change (the command line: exit code 2, tests/analyses/test_cli_errors.py)",
          ["test_bad_backend_settings_are_one_line_errors", "test_a_process_on_one_ray_cluster_refuses_to_join_another"]),
         ("sweeps", "the same seeded tasks serially, on 2 processes and on Ray; serial on the workers' one thread; "
-         "settings from the command line; the same tasks with other shared inputs; workers reused by a second sweep",
-         "5", "torch.equal results on every backend (and different seeds give different ones); the caller's threads "
-         "back; no stored result read for other inputs",
+         "settings from the command line; the same tasks with other shared inputs; workers reused by a second sweep; "
+         "the default worker count when memory is short",
+         "6", "torch.equal results on every backend (and different seeds give different ones); the caller's threads "
+         "back; no stored result read for other inputs; no more workers than 1 GiB each of the memory available",
          ["test_the_three_backends_give_the_same_tensors",
           "test_serial_runs_tasks_on_the_workers_thread_count_and_gives_the_callers_back",
           "test_sweep_settings_choose_the_backend_of_calls_that_do_not",
           "test_sweeps_with_the_same_tasks_but_other_inputs_do_not_share_stored_results",
-          "test_workers_stay_up_between_sweeps_and_take_each_sweeps_own_shared_inputs"]),
+          "test_workers_stay_up_between_sweeps_and_take_each_sweeps_own_shared_inputs",
+          "test_the_default_worker_count_is_the_cpus_the_memory_available_allows"]),
         ("command line", "a bug (an exception escaping a command; an analysis raising)", "2",
          "traceback kept, then where to report it (exit 1; exit 2 with the analysis's traceback in run.log)",
          ["test_a_bug_keeps_its_traceback_and_says_where_to_report_it", "test_a_failing_analysis_says_where_to_report_it"]),

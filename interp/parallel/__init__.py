@@ -29,6 +29,7 @@ analysis's sweeps are stored under ``OUT/.sweeps/NAME/`` until its report is wri
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -102,11 +103,20 @@ def check_backend(backend: str, address: Optional[str] = None) -> None:
             check_address(address)
 
 
-def default_workers() -> int:
-    """Every CPU this process may use."""
+GIB_PER_WORKER = 1.0  # what a worker may need beside the shared inputs (a SmolLM2 trace: about 0.5 GiB)
+
+
+def default_workers(cpus: Optional[int] = None) -> int:
+    """``cpus`` workers (default: every CPU this process may use), but no more than the memory available now
+    holds at :data:`GIB_PER_WORKER` each, and at least one."""
     from interp.threads import usable_cpus
 
-    return usable_cpus()
+    cpus = usable_cpus() if cpus is None else cpus
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError, AttributeError):  # not POSIX: no cap
+        return max(1, cpus)
+    return max(1, min(cpus, int(available / GIB_PER_WORKER)))
 
 
 def map_tasks(fn: Callable, tasks: Sequence[Any], *, shared: Any = None, name: str = "sweep",

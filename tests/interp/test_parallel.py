@@ -204,3 +204,13 @@ def test_shared_inputs_too_big_for_dev_shm_run_serially_with_the_same_results(mo
     assert "running this sweep serially: the shared inputs need 0.2 MiB of shared memory and /dev/shm has 0.1 MiB free" in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(small, map_tasks(matmul_chain, tasks, shared=shared)))
     assert pool.tensor_bytes({"m": torch.nn.Linear(4, 2), "t": [torch.ones(3, dtype=torch.float64)]}) == 40 + 24
+
+
+def test_the_default_worker_count_is_the_cpus_the_memory_available_allows(monkeypatch):
+    from interp.parallel import default_workers
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 3 * 2**30 // 4096}  # 3 GiB available
+    monkeypatch.setattr("os.sysconf", lambda name: pages[name])
+    assert default_workers(2) == 2 and default_workers(16) == 3
+    pages["SC_AVPHYS_PAGES"] = 2**29 // 4096  # half a GiB: one worker, never none
+    assert default_workers(16) == 1
