@@ -22,7 +22,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 import typer.core
@@ -98,16 +98,17 @@ def _what_to_change(error: OSError) -> str:
     return "free some space or choose another folder" if full else "make it writable or choose another folder"
 
 
-def _check_threads(threads: Optional[int]) -> Optional[int]:
-    if threads is not None and threads < 1:
-        raise typer.BadParameter(f"{threads} is not a thread count; use a whole number >= 1")
-    return threads
+def _count_check(what: str) -> Callable[[Optional[int]], Optional[int]]:
+    """A typer callback refusing a ``what`` count below 1."""
+    def check(count: Optional[int]) -> Optional[int]:
+        if count is not None and count < 1:
+            raise typer.BadParameter(f"{count} is not a {what} count; use a whole number >= 1")
+        return count
+
+    return check
 
 
-def _check_workers(workers: Optional[int]) -> Optional[int]:
-    if workers is not None and workers < 1:
-        raise typer.BadParameter(f"{workers} is not a worker count; use a whole number >= 1")
-    return workers
+_check_threads, _check_workers = _count_check("thread"), _count_check("worker")
 
 
 def _check_seed(seed: Optional[int]) -> Optional[int]:

@@ -265,11 +265,8 @@ def sae_recovery(config: Config) -> pd.DataFrame:
     activations = hidden[:, 0]  # [batch hidden]
     # k ~ the expected number of active features, at least 1 (Gao et al. 2024 tune k likewise).
     k = max(1, round((1 - config.sae_sparsity) * config.sae_features))
-    # the toy model's settings are part of each task, so a stored result is never reused for other activations
-    toy = {"features": config.sae_features, "hidden": config.sae_hidden, "sparsity": config.sae_sparsity,
-           "toy_steps": config.intro_steps, "batch_size": config.batch_size, "samples": config.sae_samples}
-    tasks = [{"penalty": penalty, "d_sae": 2 * config.sae_features, "k": k, "steps": config.sae_steps, "toy": toy,
-              "seed": config.seed} for penalty in ("l1", "topk")]
+    tasks = [{"penalty": penalty, "d_sae": 2 * config.sae_features, "k": k, "steps": config.sae_steps,
+              "seed": config.seed} for penalty in ("l1", "topk")]  # a stored result is keyed by the activations too
     rows = []
     for task, result in zip(tasks, map_tasks(train_sae_task, tasks, shared=activations, name="sae")):
         best = max_cosine_similarity(result["W_dec"], W.T[represented])

@@ -84,25 +84,22 @@ def synthetic(n_tasks: int) -> dict:
 
 
 def toy_tracing(n_prompts: int) -> dict:
-    from analyses.facts.measures import subject_noise_std, subject_span, trace_prompt
+    from analyses.facts.measures import prompt_tasks, subject_noise_std, trace_prompt
     from models import zoo
     from models.facts_subject import corpus_of
 
     model = zoo.load("facts")
     prompts = corpus_of(model).prompts("train", "sport")[:n_prompts]
-    noise = 3.0 * subject_noise_std(model)
-    tasks = [{"fact": i, "text": p.text, "labels": ["<bos>", *p.words], "span": list(subject_span(p)),
-              "answer": model.tokenizer.index[p.answer], "template": p.template.id, "person": p.person.name,
-              "samples": 10, "window": 3, "noise_std": noise, "seed": i} for i, p in enumerate(prompts)]
+    tasks = prompt_tasks(model, prompts, samples=10, window=3, seed=0, noise_std=3.0 * subject_noise_std(model))
     return speedup("toy tracing", trace_prompt, tasks, model, _frames_equal)
 
 
 def smollm2_tracing(n_facts: int) -> dict:
     """The facts_lm sweep at its default resolution (3 noise samples, window 10) over ``n_facts`` known facts."""
-    from analyses.facts_lm.trace import trace_fact
+    from analyses.facts_lm.trace import fact_tasks, trace_fact
 
     model, known, std = _smollm2()
-    tasks = [_fact_task(i, fact, std, samples=3) for i, fact in enumerate(known.head(n_facts).itertuples(index=False))]
+    tasks = fact_tasks(known.head(n_facts), samples=3, window=10, noise_std=std, seed=0)
     return speedup("SmolLM2 tracing", trace_fact, tasks, model, _frames_equal)
 
 
@@ -122,23 +119,17 @@ def _smollm2():
     return model, choose(known, None, seed=0), noise_std(model, known)
 
 
-def _fact_task(i: int, fact, std: float, samples: int) -> dict:
-    return {"fact": i, "prompt": fact.prompt, "subject": fact.subject, "relation": fact.relation,
-            "answer": int(fact.answer), "samples": samples, "window": 10, "noise_std": std, "seed": i}
-
-
 def smollm2_fact(n_facts: int) -> dict:
     """Seconds for a known fact's full trace at ROME's resolution (10 noise samples), one thread, over the first
     ``n_facts`` facts of the balanced order the analysis traces in (their mean is what the cluster model uses)."""
-    from analyses.facts_lm.trace import trace_fact
+    from analyses.facts_lm.trace import fact_tasks, trace_fact
     from interp.parallel.tasks import run_task
 
     model, known, std = _smollm2()
-    run_task(trace_fact, _fact_task(0, next(known.itertuples(index=False)), std, samples=1), model, threads=1)  # warm
-    seconds, tokens = [], []
-    for i, fact in enumerate(known.head(n_facts).itertuples(index=False)):
-        seconds.append(wall(lambda: run_task(trace_fact, _fact_task(i, fact, std, samples=10), model, threads=1)))
-        tokens.append(int(model.to_tokens(fact.prompt).shape[1]))
+    run_task(trace_fact, fact_tasks(known.head(1), samples=1, window=10, noise_std=std, seed=0)[0], model, threads=1)
+    seconds = [wall(lambda: run_task(trace_fact, task, model, threads=1))  # warm above, then ROME's 10 samples
+               for task in fact_tasks(known.head(n_facts), samples=10, window=10, noise_std=std, seed=0)]
+    tokens = [int(model.to_tokens(prompt).shape[1]) for prompt in known.head(n_facts).prompt]
     return {"facts_known": int(len(known)), "seconds": seconds, "prompt_tokens": tokens,
             "mean_s": sum(seconds) / len(seconds), "max_s": max(seconds),
             "known_prompt_tokens_mean": float(known.prompt.map(lambda p: model.to_tokens(p).shape[1]).mean())}

@@ -50,12 +50,17 @@ def trace_facts(model, prompts: list[Prompt], *, samples: int, window: int, seed
                 noise_scale: float = 3.0) -> pd.DataFrame:
     """Causal traces of every prompt, stacked, with ``fact``, ``template`` and token labels; each prompt is
     one task of :func:`interp.parallel.map_tasks` (serial unless ``interp run --workers/--backend`` says)."""
-    noise_std = noise_scale * subject_noise_std(model)
-    tasks = [{"fact": i, "text": prompt.text, "labels": ["<bos>", *prompt.words], "span": list(subject_span(prompt)),
-              "answer": model.tokenizer.index[prompt.answer], "template": prompt.template.id,
-              "person": prompt.person.name, "samples": samples, "window": window, "noise_std": noise_std,
-              "seed": seed * 100_003 + i} for i, prompt in enumerate(prompts)]
+    tasks = prompt_tasks(model, prompts, samples=samples, window=window, seed=seed,
+                         noise_std=noise_scale * subject_noise_std(model))
     return pd.concat(map_tasks(trace_prompt, tasks, shared=model, name="causal tracing"), ignore_index=True)
+
+
+def prompt_tasks(model, prompts: list[Prompt], *, samples: int, window: int, seed: int, noise_std: float) -> list[dict]:
+    """The tasks of :func:`trace_facts`, one per prompt: prompt ``i`` draws its noise from seed ``seed * 100_003 + i``."""
+    return [{"fact": i, "text": prompt.text, "labels": ["<bos>", *prompt.words], "span": list(subject_span(prompt)),
+             "answer": model.tokenizer.index[prompt.answer], "template": prompt.template.id,
+             "person": prompt.person.name, "samples": samples, "window": window, "noise_std": noise_std,
+             "seed": seed * 100_003 + i} for i, prompt in enumerate(prompts)]
 
 
 def trace_prompt(task: dict, model) -> pd.DataFrame:

@@ -58,11 +58,16 @@ def trace_facts(model: Any, chosen: pd.DataFrame, *, samples: int, window: int, 
 
     Each fact is one task of :func:`interp.parallel.map_tasks`, so the sweep runs wherever ``interp run
     --workers/--backend`` sends it, with the same result."""
-    tasks = [{"fact": i, "prompt": fact.prompt, "subject": fact.subject, "relation": fact.relation,
-              "answer": int(fact.answer), "samples": samples, "window": window, "noise_std": float(noise_std),
-              "seed": seed * 100_003 + i} for i, fact in enumerate(chosen.itertuples(index=False))]
-    frames = map_tasks(trace_fact, tasks, shared=model, name=desc)
+    frames = map_tasks(trace_fact, fact_tasks(chosen, samples=samples, window=window, noise_std=noise_std, seed=seed),
+                       shared=model, name=desc)
     return pd.concat(frames, ignore_index=True)
+
+
+def fact_tasks(chosen: pd.DataFrame, *, samples: int, window: int, noise_std: float, seed: int) -> list[dict]:
+    """The tasks of :func:`trace_facts`, one per fact: fact ``i`` draws its noise from seed ``seed * 100_003 + i``."""
+    return [{"fact": i, "prompt": fact.prompt, "subject": fact.subject, "relation": fact.relation,
+             "answer": int(fact.answer), "samples": samples, "window": window, "noise_std": float(noise_std),
+             "seed": seed * 100_003 + i} for i, fact in enumerate(chosen.itertuples(index=False))]
 
 
 def trace_fact(task: dict, model: Any) -> pd.DataFrame:

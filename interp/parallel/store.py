@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from models.checkpoint import atomic_path
+
 
 def task_json(task: Any) -> str:
     """``task`` as canonical JSON (sorted keys); dataclasses and named tuples count as dicts."""
@@ -131,12 +133,8 @@ class TaskStore:
 
 
 def _write(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_bytes(data)
 
 
 def _array(value: np.ndarray, arrays: dict[str, np.ndarray]) -> str:
