@@ -159,6 +159,7 @@ def run_analysis(name: str, config, out: Path, preset: str | None = None):
     from models import zoo
 
     threads, trained_before, started = torch.get_num_threads(), len(zoo.TRAINED), time.perf_counter()
+    cached_before = len(zoo.CACHED)
     sweeps = out / SWEEPS / analyses.label(name)
     stamp = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
     with contextlib.suppress(OSError):
@@ -173,6 +174,7 @@ def run_analysis(name: str, config, out: Path, preset: str | None = None):
         torch.set_num_threads(threads)
     report.elapsed_seconds = round(time.perf_counter() - started, 2)
     report.subject_training = zoo.TRAINED[trained_before:]
+    report.subject_cached = zoo.CACHED[cached_before:]
     report.preset = preset
     folder = report.save(out)
     shutil.rmtree(sweeps, ignore_errors=True)

@@ -90,6 +90,21 @@ def machine() -> dict[str, Any]:
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
+def _subjects(runs: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    """Zoo records grouped by subject and preset: name, "full, seed 0" (or "quick, seeds 0, 1; 4 models"), seconds."""
+    groups: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["name"], bool(run["quick"])), []).append(run)
+    out = []
+    for (name, quick), group in groups.items():
+        seeds = list(dict.fromkeys(run["seed"] for run in group))
+        which = f"{'quick' if quick else 'full'}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        if len(group) > len(seeds):
+            which += f"; {len(group)} models"
+        out.append((name, which, sum(run.get("seconds", 0) for run in group)))
+    return out
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn configs, numpy scalars, tensors and paths into plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -181,6 +196,8 @@ class Report:
         # zoo subjects trained during this report's run: {"name", "quick", "seed", "seconds"};
         # their seconds are part of elapsed_seconds (``interp run`` times the whole run)
         self.subject_training: list[dict[str, Any]] = []
+        # zoo subjects this run read from the cache instead (same keys but "seconds"); said in the timing note
+        self.subject_cached: list[dict[str, Any]] = []
         self.date: str | None = None  # UTC date the report was saved
 
     def section(self, title: str, text: str = "") -> Section:
@@ -223,10 +240,12 @@ class Report:
         if self.elapsed_seconds is not None:
             parts.append(f"Ran in {self.elapsed_seconds:,.0f} s")
             if self.subject_training:
-                trained = ", ".join(f"{t['seconds']:,.0f} s training the zoo subject `{t['name']}` "
-                                    f"({'quick' if t['quick'] else 'full'}, seed {t['seed']})"
-                                    for t in self.subject_training)
+                trained = ", ".join(f"{seconds:,.0f} s training the zoo subject `{name}` ({which})"
+                                    for name, which, seconds in _subjects(self.subject_training))
                 parts[-1] += f", including {trained} on first use of the cache"
+        if self.subject_cached:
+            parts.append("zoo subjects read from the cache, not trained: " + ", ".join(
+                f"`{name}` ({which})" for name, which, _ in _subjects(self.subject_cached)))
         for label, value in (("preset", self.preset), ("seed", self.seed), ("date", self.date)):
             if value is not None:
                 parts.append(f"{label} {value}")

@@ -305,19 +305,11 @@ def train_digit_network(
     True
     >>> _, cache = net.run_with_cache(torch.rand(3, 64))           # probe layers.0.hook_post ...
     """
-    from models.data.digits import load_digits_split, one_hot
+    from models.data.digits import load_digits_split
+    from models.digit_subject import build_network, digit_settings, train_network
 
     data = load_digits_split(dtype=dtype) if data is None else data
-    preset = DIGIT_PRESETS.get((activation, cost), DIGIT_PRESETS[("sigmoid", "mse")] if cost == "mse"
-                               else DIGIT_PRESETS[("relu", "cross_entropy")])
-    net = Network([data.n_pixels, *hidden, 10], activation=activation, cost=cost, seed=seed, dtype=dtype)
-    history = net.SGD(
-        (data.x_train, one_hot(data.y_train, dtype=dtype)),
-        epochs=int(preset["epochs"] if epochs is None else epochs),
-        mini_batch_size=int(preset["mini_batch_size"] if mini_batch_size is None else mini_batch_size),
-        eta=float(preset["eta"] if eta is None else eta),
-        test_data=(data.x_test, data.y_test),
-        anneal=bool(preset["anneal"] if anneal is None else anneal),
-        seed=seed,
-    )
-    return net, history
+    settings = digit_settings(activation=activation, cost=cost, hidden=hidden, epochs=epochs,
+                              mini_batch_size=mini_batch_size, eta=eta, anneal=anneal)
+    net = build_network(data, settings, seed)
+    return net, train_network(net, data, settings, seed).epochs

@@ -34,6 +34,12 @@ checkpoint on the next ``load``. ``load`` returns the model in eval mode.
     ...             model, batches, loss_fn, cfg, checkpoint_dir=checkpoint_dir, desc="line"),
     ...     )
 
+A recipe may also take keyword *options* (``(quick, seed, **options) -> Recipe``, say the
+learning rate or the number of epochs an analysis's config sets): ``zoo.load("line",
+seed=1, steps=80)`` passes them on. Everything they change belongs in ``config``, so each
+setting is cached in its own folder. The digit networks (:mod:`models.digit_subject`) are
+subjects of this kind.
+
 then add ``"line": "yourpackage.yourmodule:line"`` to ``SUBJECTS`` below (the lead merges
 these), so ``zoo.load("line")`` imports your module only when the subject is asked for:
 no import cycles, nothing runs at import time. For a notebook or a test,
@@ -70,15 +76,20 @@ from models import checkpoint as ckpt
 #   "facts": "models.transformer.subjects:facts",
 #   "digits": "models.mlp:digits",
 SUBJECTS: dict[str, str] = {
+    "digit_network": "models.digit_subject:digit_network",
     "facts": "models.facts_subject:facts",
     "smollm2": "models.smollm2:smollm2",
 }
 
-_REGISTERED: dict[str, Callable[[bool, int], "Recipe"]] = {}
+_REGISTERED: dict[str, Callable[..., "Recipe"]] = {}
 
-# Every training this process did: {"name", "quick", "seed", "seconds"}. A report's elapsed
-# time includes the training its run triggered (``interp run`` reads this).
+# Every training this process did (or counted with ``record``): {"name", "quick", "seed",
+# "seconds"}. A report's elapsed time includes the training its run triggered, and a second
+# run on a warm cache finds nothing here (``interp run`` reads this).
 TRAINED: list[dict[str, Any]] = []
+# Every subject this process read from the cache without having trained it: {"name", "quick", "seed"}.
+CACHED: list[dict[str, Any]] = []
+_TRAINED_FOLDERS: set[str] = set()  # what TRAINED holds, by folder: loading one of them is no cache hit
 
 
 @dataclass(frozen=True)
@@ -115,8 +126,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("INTERP_CACHE", "~/.cache/interp/zoo")).expanduser()
 
 
-def recipe(name: str, *, quick: bool = False, seed: int = 0) -> Recipe:
-    """The recipe of subject ``name`` (imports its module on first use)."""
+def recipe(name: str, *, quick: bool = False, seed: int = 0, **options: Any) -> Recipe:
+    """The recipe of subject ``name`` (imports its module on first use), given ``options``."""
     if name not in _REGISTERED and name in SUBJECTS:
         module, _, function = SUBJECTS[name].partition(":")
         _REGISTERED[name] = getattr(importlib.import_module(module), function)
@@ -125,16 +136,37 @@ def recipe(name: str, *, quick: bool = False, seed: int = 0) -> Recipe:
         close = difflib.get_close_matches(name, known, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"no zoo subject named {name!r}.{hint} Known subjects: {', '.join(known) or 'none'}.")
-    made = _REGISTERED[name](quick, seed)
+    try:
+        made = _REGISTERED[name](quick, seed, **options)
+    except TypeError as error:
+        if options and "unexpected keyword argument" in str(error):
+            raise TypeError(f"the recipe for {name!r} takes no option {error}".rstrip()) from None
+        raise
     if not isinstance(made, Recipe):
         raise TypeError(f"the recipe for {name!r} returned {type(made).__name__}, not zoo.Recipe")
     return made
 
 
-def subject_dir(name: str, *, quick: bool = False, seed: int = 0) -> Path:
+def subject_dir(name: str, *, quick: bool = False, seed: int = 0, **options: Any) -> Path:
     """Where subject ``name`` is (or will be) cached, keyed by a hash of its config."""
-    made = recipe(name, quick=quick, seed=seed)
+    made = recipe(name, quick=quick, seed=seed, **options)
     return _subject_dir(name, quick, seed, ckpt.config_dict(made.config), made.per_preset)
+
+
+def is_cached(name: str, *, quick: bool = False, seed: int = 0, **options: Any) -> bool:
+    """Whether subject ``name`` (with ``options``) is trained and cached, so that ``load`` trains nothing."""
+    return (subject_dir(name, quick=quick, seed=seed, **options) / ckpt.CONFIG).is_file()
+
+
+def history(name: str, *, quick: bool = False, seed: int = 0, **options: Any) -> Any:
+    """What the cached subject's training recorded (the ``history`` of what its recipe's ``train``
+    returned: per-step losses, timings), read from the cache; None when it recorded nothing.
+
+    A second run that loads the subject from the cache reads the same history the first
+    run's training wrote, so tables of training curves and times are the same too.
+    """
+    path = subject_dir(name, quick=quick, seed=seed, **options) / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _subject_dir(name: str, quick: bool, seed: int, config: dict, per_preset: bool = True) -> Path:
@@ -153,13 +185,42 @@ def load(
     seed: int = 0,
     device: str | torch.device | None = None,
     retrain: bool = False,
+    **options: Any,
 ) -> nn.Module:
     """The trained subject ``name`` in eval mode, training and caching it on first use.
 
     ``quick`` picks the recipe's small CI-sized variant; ``retrain`` trains afresh and
-    replaces the cached copy. Training runs on ``device`` when given.
+    replaces the cached copy. Training runs on ``device`` when given. ``options`` go to
+    the recipe (see the module docstring).
     """
-    made = recipe(name, quick=quick, seed=seed)
+    model, training = _load_or_train(name, quick, seed, options, device, retrain)
+    if training is not None:
+        record(training)
+    return model
+
+
+def ensure(name: str, *, quick: bool = False, seed: int = 0, **options: Any) -> dict[str, Any] | None:
+    """Train and cache subject ``name`` unless it is cached; returns the training's record, or None.
+
+    For a sweep's task, which may run in another process: the record is not added to this
+    process's ``TRAINED``; whoever gathers the tasks' results passes each to :func:`record`.
+    """
+    if is_cached(name, quick=quick, seed=seed, **options):
+        return None
+    return _load_or_train(name, quick, seed, options, None, False)[1]
+
+
+def record(training: dict[str, Any]) -> None:
+    """Count a training ``ensure`` returned (maybe from another process) as this process's (``TRAINED``)."""
+    training = dict(training)
+    _TRAINED_FOLDERS.add(training.pop("folder"))
+    TRAINED.append(training)
+
+
+def _load_or_train(name: str, quick: bool, seed: int, options: dict, device, retrain: bool
+                   ) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The model, and the record of its training when it had to be trained."""
+    made = recipe(name, quick=quick, seed=seed, **options)
     config = ckpt.config_dict(made.config)
     folder = _subject_dir(name, quick, seed, config, made.per_preset)
     checkpoints = folder / "checkpoints"
@@ -174,7 +235,9 @@ def load(
             ckpt.load_weights(model, folder, expected_config=config)
         except ValueError as e:
             raise ValueError(f"{e}\nThe cached zoo subject {name!r} is stale; load it with retrain=True.") from e
-        return model.eval()
+        if str(folder) not in _TRAINED_FOLDERS:
+            CACHED.append({"name": name, "quick": quick, "seed": seed})
+        return model.eval(), None
 
     if retrain:
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -183,7 +246,6 @@ def load(
     started = time.perf_counter()
     result = made.train(model, checkpoints)
     seconds = time.perf_counter() - started
-    TRAINED.append({"name": name, "quick": quick, "seed": seed, "seconds": round(seconds, 1)})
 
     history = getattr(result, "history", None)
     if history is not None:
@@ -193,7 +255,7 @@ def load(
     ckpt.save_model(model, folder, config)  # config.json last: marks the folder complete
     shutil.rmtree(checkpoints, ignore_errors=True)
     tqdm.write(f"Zoo subject '{name}' trained in {seconds:.1f}s, cached at {folder}", file=sys.stderr)
-    return model.eval()
+    return model.eval(), {"name": name, "quick": quick, "seed": seed, "seconds": round(seconds, 1), "folder": str(folder)}
 
 
 def cached() -> "list[dict[str, Any]]":

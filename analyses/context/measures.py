@@ -137,11 +137,12 @@ def top_context_tokens(attention: pd.DataFrame, n_heads: int = 3, n_tokens: int 
 
 def digit_probes(seed: int, cv: int, epochs: int | None) -> tuple[pd.DataFrame, float]:
     """Probe a trained digit network's pixels and hidden layers for the digit; returns the table and test accuracy."""
+    from models import zoo
     from models.data.digits import load_digits_split
-    from models.mlp import train_digit_network
 
     data = load_digits_split()
-    net, history = train_digit_network(seed=seed, epochs=epochs)
+    net = zoo.load("digit_network", seed=seed, epochs=epochs)  # the digits analysis's ReLU network when epochs agree
+    history = zoo.history("digit_network", seed=seed, epochs=epochs)["epochs"]
     hooks = [f"layers.{i}.hook_post" for i in range(len(net.sizes) - 2)]  # the hidden layers
     acts = collect_activations(net, data.x_test, hooks, batch_size=256)
     vectors = {"pixels": data.x_test.numpy(), **{f"hidden {i + 1}": acts[h] for i, h in enumerate(hooks)}}

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from analyses import digits
-from analyses.digits_measures import train_variants
-from analyses.digits_measures import best_template_match, bang_for_the_buck, confusion, edge_templates, fire_together
+from analyses.digits.training import train_variants
+from analyses.digits.measures import best_template_match, bang_for_the_buck, confusion, edge_templates, fire_together
 from models.mlp import Network
 
 

@@ -1,110 +1,20 @@
-"""What does a small digit network trained by hand-written backprop learn, and what does it not?
-
-Parts 1-3 of the 3Blue1Brown series on the 8x8 digits (64-16-16-10; real MNIST with
-``--set mnist_dir=...``): training curves and accuracy over seeds for sigmoid/MSE and
-ReLU/cross-entropy, the confusion matrix, first-layer weights as images (not clean edge
-detectors), the answers to pure noise, which weights one gradient step's decrease comes
-from ("bang for the buck"), and "fire together, wire together".
-
-    from analyses.digits import Config, run
-    run(Config.quick()).save("reports")
-"""
-
-from dataclasses import asdict, dataclass
+"""The digits report's sections: each arranges what :mod:`analyses.digits.measures` returned into text,
+headline figures, figures and tables."""
 
 import pandas as pd
-import torch
 
-from analyses import digits_measures as measures
-from analyses import digits_plots as plots
+from analyses.digits import RELU, SIGMOID, Config
+from analyses.digits import measures, plots
 from interp.report import Report
-from models.data.digits import load_digits_split, load_mnist, one_hot
-from models.mlp import DIGIT_PRESETS, Network
-
-SIGMOID, RELU = "sigmoid/MSE", "ReLU/cross-entropy"
-
-
-@dataclass(frozen=True)
-class Config:
-    seed: int = 0
-    n_seeds: int = 5
-    hidden: tuple[int, ...] = (16, 16)
-    sigmoid_epochs: int = int(DIGIT_PRESETS[("sigmoid", "mse")]["epochs"])
-    sigmoid_mini_batch_size: int = int(DIGIT_PRESETS[("sigmoid", "mse")]["mini_batch_size"])
-    sigmoid_eta: float = DIGIT_PRESETS[("sigmoid", "mse")]["eta"]
-    relu_epochs: int = int(DIGIT_PRESETS[("relu", "cross_entropy")]["epochs"])
-    relu_mini_batch_size: int = int(DIGIT_PRESETS[("relu", "cross_entropy")]["mini_batch_size"])
-    relu_eta: float = DIGIT_PRESETS[("relu", "cross_entropy")]["eta"]
-    anneal: bool = True
-    n_noise: int = 2000
-    step_batch_size: int = 100
-    top_fraction: float = 0.01
-    mnist_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.n_seeds < 1:
-            raise ValueError(f"n_seeds must be at least 1, got {self.n_seeds}")
-        if not self.hidden or any(h <= 0 for h in self.hidden):
-            raise ValueError(f"hidden must list positive layer widths, e.g. (16, 16); got {self.hidden}")
-        for name in ("sigmoid_epochs", "relu_epochs", "sigmoid_mini_batch_size", "relu_mini_batch_size",
-                     "n_noise", "step_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.sigmoid_eta <= 0 or self.relu_eta <= 0:
-            raise ValueError("learning rates sigmoid_eta and relu_eta must be positive")
-        if not 0 < self.top_fraction < 1:
-            raise ValueError(f"top_fraction must lie in (0, 1), e.g. 0.01; got {self.top_fraction}")
-
-    @classmethod
-    def quick(cls) -> "Config":
-        return cls(n_seeds=2, n_noise=500)
-
-    def variants(self) -> dict[str, dict]:
-        return {
-            SIGMOID: {"activation": "sigmoid", "cost": "mse", "hidden": self.hidden, "epochs": self.sigmoid_epochs,
-                      "mini_batch_size": self.sigmoid_mini_batch_size, "eta": self.sigmoid_eta, "anneal": self.anneal},
-            RELU: {"activation": "relu", "cost": "cross_entropy", "hidden": self.hidden, "epochs": self.relu_epochs,
-                   "mini_batch_size": self.relu_mini_batch_size, "eta": self.relu_eta, "anneal": self.anneal},
-        }
+from models.data.digits import one_hot
+from models.mlp import Network
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def run(config: Config) -> Report:
-    # The acceptance is "on one CPU core" (it also makes timings comparable); the caller's
-    # thread count comes back afterwards, so analyses run after this one keep every core.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(config)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(config: Config) -> Report:
-    data = load_mnist(config.mnist_dir) if config.mnist_dir else load_digits_split()
-    seeds = [config.seed + i for i in range(config.n_seeds)]
-    variants = config.variants()
-    shape = "-".join(map(str, [data.n_pixels, *config.hidden, 10]))
-    report = Report("digits", f"The {shape} digit network, trained by hand-written backprop", config=asdict(config),
-                    summary=f"Data: {data.name}, {len(data.y_train)} training and {len(data.y_test)} test images "
-                            f"(pixels scaled to [0, 1]); every gradient comes from `models.mlp.Network.backprop` "
-                            f"(the chain rule written out, no autograd). Seeds {seeds[0]}..{seeds[-1]}.")
-    networks, history, runs = measures.train_variants(data, variants, seeds)
-    summary = measures.accuracy_summary(runs)
-    _accuracy_section(report, config, history, runs, summary)
-    main = {label: networks[(label, config.seed)] for label in variants}
-    _confusion_section(report, data, main)
-    _weights_section(report, data, main[SIGMOID], config.seed)
-    _noise_section(report, data, main, config)
-    _bang_section(report, data, main, config)
-    _fire_section(report, data, main, config)
-    return report
-
-
-def _accuracy_section(report: Report, config: Config, history: pd.DataFrame, runs: pd.DataFrame,
+def accuracy(report: Report, config: Config, history: pd.DataFrame, runs: pd.DataFrame,
                       summary: pd.DataFrame) -> None:
     targets = {SIGMOID: 0.95, RELU: 0.96}
     lines = []
@@ -137,7 +47,7 @@ def _accuracy_section(report: Report, config: Config, history: pd.DataFrame, run
     section.table(history, "training_history", "Per-epoch cost and accuracies (long format).", max_rows=10)
 
 
-def _confusion_section(report: Report, data, main: dict[str, Network]) -> None:
+def confusion(report: Report, data, main: dict[str, Network]) -> None:
     frames = [measures.confusion(net, data.x_test, data.y_test).assign(variant=label) for label, net in main.items()]
     table = pd.concat(frames, ignore_index=True)
     errors = table[table["true"] != table["predicted"]]
@@ -162,7 +72,7 @@ def _confusion_section(report: Report, data, main: dict[str, Network]) -> None:
     section.table(table, "confusion", "Confusion counts, long format.", max_rows=10)
 
 
-def _weights_section(report: Report, data, net: Network, seed: int) -> None:
+def weights(report: Report, data, net: Network, seed: int) -> None:
     weights = measures.first_layer_weights(net, data.height, data.width)
     likeness = measures.edge_likeness(net, data, seed=seed)
     median = likeness.groupby("source")["best_cosine"].median()
@@ -194,7 +104,7 @@ def _weights_section(report: Report, data, net: Network, seed: int) -> None:
     section.table(trained.drop(columns="source"), "edge_likeness", "Best-matching template per trained neuron.")
 
 
-def _noise_section(report: Report, data, main: dict[str, Network], config: Config) -> None:
+def noise(report: Report, data, main: dict[str, Network], config: Config) -> None:
     frames = [measures.noise_confidence(net, data.x_test, config.n_noise, config.seed).assign(variant=label)
               for label, net in main.items()]
     table = pd.concat(frames, ignore_index=True)
@@ -228,7 +138,7 @@ def _noise_section(report: Report, data, main: dict[str, Network], config: Confi
     section.table(stats, "noise_confidence", "Median confidence and share above 0.9, noise vs digits.")
 
 
-def _bang_section(report: Report, data, main: dict[str, Network], config: Config) -> None:
+def bang(report: Report, data, main: dict[str, Network], config: Config) -> None:
     x, y = data.x_train[:config.step_batch_size], one_hot(data.y_train[:config.step_batch_size], dtype=data.x_train.dtype)
     curves, rows = [], []
     for label, net in main.items():
@@ -261,7 +171,7 @@ def _bang_section(report: Report, data, main: dict[str, Network], config: Config
     section.table(table, "bang_for_the_buck", "Top-fraction share of one step's cost decrease.")
 
 
-def _fire_section(report: Report, data, main: dict[str, Network], config: Config) -> None:
+def fire(report: Report, data, main: dict[str, Network], config: Config) -> None:
     x, y = data.x_train[:config.step_batch_size], one_hot(data.y_train[:config.step_batch_size], dtype=data.x_train.dtype)
     net = main[SIGMOID]
     fresh = Network(net.sizes, activation=net.activation, cost=net.cost_name, seed=config.seed, dtype=net.dtype)

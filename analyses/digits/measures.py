@@ -2,18 +2,18 @@
 
     from models.mlp import train_digit_network
     from models.data.digits import load_digits_split
-    from analyses.digits_measures import confusion, noise_confidence
+    from analyses.digits.measures import confusion, noise_confidence
 
     data = load_digits_split()
     net, _ = train_digit_network(seed=0)
     confusion(net, data.x_test, data.y_test).head()          # true, predicted, count
     noise_confidence(net, data.x_test, n_noise=100, seed=0)   # input, confidence, predicted
 
-Used by :mod:`analyses.digits`; plotting lives in :mod:`analyses.digits_plots`.
+Used by :mod:`analyses.digits`; training is in :mod:`analyses.digits.training`, plotting in
+:mod:`analyses.digits.plots`.
 """
 
 import math
-import time
 
 import einops
 import numpy as np
@@ -22,78 +22,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.parallel import map_tasks
 from models.data.digits import DigitSplit, one_hot
 from models.mlp import Network
-
-
-def train_variant(task: dict, data: DigitSplit) -> dict:
-    """A task of :func:`train_variants`: one variant trained from one seed. Returns what rebuilds the network
-    (its weights and biases, layer by layer), the per-epoch records of ``Network.SGD`` and the CPU
-    (``time.process_time``, of the process that trained it) and wall seconds training took."""
-    net = Network([data.n_pixels, *task["hidden"], 10], activation=task["activation"], cost=task["cost"],
-                  seed=task["seed"], dtype=data.x_train.dtype)
-    y_train = one_hot(data.y_train, dtype=data.x_train.dtype)
-    cpu, wall = time.process_time(), time.perf_counter()
-    records = net.SGD((data.x_train, y_train), task["epochs"], task["mini_batch_size"], task["eta"],
-                      test_data=(data.x_test, data.y_test), anneal=task["anneal"], seed=task["seed"])
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"weights": [W.detach().clone() for W in net.weights], "biases": [b.detach().clone() for b in net.biases],
-            "history": records, "cpu_seconds": cpu, "wall_seconds": wall}
-
-
-def rebuild_network(task: dict, result: dict, data: DigitSplit) -> Network:
-    """The network a :func:`train_variant` task trained, from its result."""
-    net = Network([data.n_pixels, *task["hidden"], 10], activation=task["activation"], cost=task["cost"],
-                  seed=task["seed"], dtype=data.x_train.dtype)
-    with torch.no_grad():
-        for layer, W, b in zip(net.layers, result["weights"], result["biases"]):
-            layer.W.copy_(W)
-            layer.b.copy_(b)
-    return net
-
-
-def train_variants(data: DigitSplit, variants: dict[str, dict], seeds: list[int]
-                   ) -> tuple[dict[tuple[str, int], Network], pd.DataFrame, pd.DataFrame]:
-    """Train every variant from every seed, one task per (variant, seed) (:func:`interp.parallel.map_tasks`;
-    the data go to each worker once).
-
-    ``variants`` maps a label to ``activation, cost, hidden, epochs, mini_batch_size, eta``
-    (and optionally ``anneal``).
-    Returns the networks, the per-epoch history (variant, seed, epoch, metric, value) and
-    one row per run with final accuracies and the CPU and wall seconds training took (the only
-    columns that differ between two runs, or between backends).
-    """
-    tasks = [{"variant": label, "activation": v["activation"], "cost": v["cost"],
-              "hidden": [int(h) for h in v["hidden"]], "epochs": int(v["epochs"]),
-              "mini_batch_size": int(v["mini_batch_size"]), "eta": float(v["eta"]),
-              "anneal": bool(v.get("anneal", False)), "data": data.name, "seed": seed}
-             for label, v in variants.items() for seed in seeds]
-    networks, history, runs = {}, [], []
-    for task, result in zip(tasks, map_tasks(train_variant, tasks, shared=data, name="digit networks")):
-        label, seed, records = task["variant"], task["seed"], result["history"]
-        networks[(label, seed)] = rebuild_network(task, result, data)
-        for record in records:
-            for metric in ("cost", "train_accuracy", "test_accuracy"):
-                history.append({"variant": label, "seed": seed, "epoch": record["epoch"], "metric": metric,
-                                "value": record[metric]})
-        runs.append({"variant": label, "seed": seed, "train_accuracy": records[-1]["train_accuracy"],
-                     "test_accuracy": records[-1]["test_accuracy"], "cpu_seconds": result["cpu_seconds"],
-                     "wall_seconds": result["wall_seconds"]})
-    return networks, pd.DataFrame(history), pd.DataFrame(runs)
-
-
-def accuracy_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation, min and max test accuracy and worst training time per variant."""
-    grouped = runs.groupby("variant", sort=False)
-    return pd.DataFrame({
-        "seeds": grouped["seed"].count(),
-        "test_accuracy_mean": grouped["test_accuracy"].mean(),
-        "test_accuracy_std": grouped["test_accuracy"].std(ddof=1).fillna(0.0),
-        "test_accuracy_min": grouped["test_accuracy"].min(),
-        "test_accuracy_max": grouped["test_accuracy"].max(),
-        "max_cpu_seconds": grouped["cpu_seconds"].max(),
-    }).reset_index()
 
 
 def confusion(net: Network, x: Float[Tensor, "batch pixel"], labels: Tensor) -> pd.DataFrame:
