@@ -37,8 +37,8 @@ checkpoint on the next ``load``. ``load`` returns the model in eval mode.
 A recipe may also take keyword *options* (``(quick, seed, **options) -> Recipe``, say the
 learning rate or the number of epochs an analysis's config sets): ``zoo.load("line",
 seed=1, steps=80)`` passes them on. Everything they change belongs in ``config``, so each
-setting is cached in its own folder. The digit networks (:mod:`models.digit_subject`) are
-subjects of this kind.
+setting is cached in its own folder. The digit networks (:mod:`models.digit_subject`) and
+the diffusion models (:mod:`models.diffusion_subjects`) are subjects of this kind.
 
 then add ``"line": "yourpackage.yourmodule:line"`` to ``SUBJECTS`` below (the lead merges
 these), so ``zoo.load("line")`` imports your module only when the subject is asked for:
@@ -77,7 +77,10 @@ from models import checkpoint as ckpt
 #   "digits": "models.mlp:digits",
 SUBJECTS: dict[str, str] = {
     "digit_network": "models.digit_subject:digit_network",
+    "digits_ddpm": "models.diffusion_subjects:digits_ddpm",
     "facts": "models.facts_subject:facts",
+    "shapes_clip": "models.diffusion_subjects:shapes_clip",
+    "shapes_ddpm": "models.diffusion_subjects:shapes_ddpm",
     "smollm2": "models.smollm2:smollm2",
 }
 

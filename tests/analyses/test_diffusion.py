@@ -11,7 +11,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import pairwise_distances
 
 from analyses.diffusion import Config, run
-from analyses.diffusion_metrics import difference_interval, mean_pairwise_distance, wilson_interval
+from analyses.diffusion.metrics import difference_interval, mean_pairwise_distance, wilson_interval
 
 
 @pytest.mark.parametrize("change, fragment", [

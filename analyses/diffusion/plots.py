@@ -3,7 +3,7 @@
 Example::
 
     import torch
-    from analyses.diffusion_plots import plot_montages
+    from analyses.diffusion.plots import plot_montages
 
     grid = torch.rand(3, 5, 8, 8)                            # [rows cols height width]
     fig = plot_montages([("random", grid)], row_labels=["a", "b", "c"])

@@ -5,7 +5,7 @@ Example::
 
     from models.clip import Clip, ClipConfig
     from models.data.shapes import make_shapes
-    from analyses.diffusion_clip import zero_shot_accuracy, direction_cosines
+    from analyses.diffusion.clip import zero_shot_accuracy, direction_cosines
 
     clip = Clip(ClipConfig())
     zero_shot_accuracy(clip, make_shapes(64, seed=1))       # one row per attribute

@@ -4,7 +4,7 @@ adherence by independent classifiers, and binomial confidence intervals.
 Example::
 
     import torch
-    from analyses.diffusion_metrics import mean_pairwise_distance, wilson_interval
+    from analyses.diffusion.metrics import mean_pairwise_distance, wilson_interval
 
     mean_pairwise_distance(torch.eye(3))      # sqrt(2) = 1.414...
     wilson_interval(45, 50)                   # (0.786..., 0.957...)

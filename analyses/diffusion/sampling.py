@@ -4,8 +4,8 @@ side by side, and the classifier-free guidance sweep; each returns tidy DataFram
 Example::
 
     from analyses.diffusion import Config
-    from analyses.diffusion_subjects import train_subjects
-    from analyses.diffusion_sampling import sample_digits
+    from analyses.diffusion.subjects import train_subjects
+    from analyses.diffusion.sampling import sample_digits
 
     subjects = train_subjects(Config.quick(), progress=False)
     images, labels = sample_digits(subjects.digits_ddpm, per_class=4, sampler="ddpm")
@@ -20,11 +20,11 @@ import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from analyses.diffusion_metrics import (
+from analyses.diffusion.metrics import (
     describe_samples, difference_interval, flatten, mean_with_interval, shape_adherence, summarise_adherence,
 )
-from analyses.diffusion_plots import to_unit
-from analyses.diffusion_subjects import caption_condition, digit_condition, to_model_range
+from analyses.diffusion.plots import to_unit
+from analyses.diffusion.subjects import caption_condition, digit_condition, to_model_range
 from models.data.shapes import ATTRIBUTES, all_captions
 from models.diffusion import DDPM
 

@@ -11,10 +11,10 @@ import itertools
 import numpy as np
 import torch
 
-from analyses.diffusion_clip import direction_cosines, hat_direction_by_shape, zero_shot_accuracy
-from analyses.diffusion_metrics import shape_adherence
-from analyses.diffusion_plots import plot_direction_cosines, plot_guidance, plot_losses, plot_montages, plot_zero_shot
-from analyses.diffusion_sampling import (
+from analyses.diffusion.clip import direction_cosines, hat_direction_by_shape, zero_shot_accuracy
+from analyses.diffusion.metrics import shape_adherence
+from analyses.diffusion.plots import plot_direction_cosines, plot_guidance, plot_losses, plot_montages, plot_zero_shot
+from analyses.diffusion.sampling import (
     add_noise_error, digit_accuracy, forward_noising, guidance_effect, guidance_sweep, sample_captions, sample_digits,
     sampler_comparison,
 )
@@ -232,13 +232,13 @@ def clip_section(report, config, s) -> None:
                    "Cosine of image-embedding differences (rows) with caption directions (columns); the diagonal is each attribute with itself.")
 
 
-def training_section(report, config, s, load: float) -> None:
+def training_section(report, config, s) -> None:
     total_wall, total_cpu = float(s.timing["wall_seconds"].sum()), float(s.timing["cpu_seconds"].sum())
     section = report.section("Training cost", (
         f"*Question:* are these subjects laptop-sized? Training every subject took {total_wall:.0f} s of wall-clock time and "
         f"{total_cpu:.0f} s of CPU time on {TrainConfig.threads} torch thread(s) (the count `models.train` fixes, so that the "
         "weights do not depend on the machine's cores or load); the machine's one-minute load average "
-        f"was {load:.1f} when training ended, so on a busy machine the wall-clock time overstates the cost. Every subject is "
+        f"was {s.load_average:.1f} when training ended, so on a busy machine the wall-clock time overstates the cost. Every subject is "
         "trained by the project's one loop, `models.train` (AdamW, warm-up, cosine decay, clipping)."))
     section.table(s.timing.round(2), "training_time", "steps, parameters and time per subject (timings vary between runs)")
     section.figure(plot_losses(s.losses), "training_loss", "Training loss per step (rolling mean of 25) of every subject.")

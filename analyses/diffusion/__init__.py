@@ -16,12 +16,11 @@ Example::
 """
 
 import math
-import os
 from dataclasses import dataclass, fields
 
-from analyses.diffusion_metrics import fit_digit_classifier, fit_shape_classifiers
-from analyses.diffusion_report import clip_section, collapse_section, guidance_section, noising_section, samples_section, training_section
-from analyses.diffusion_subjects import train_subjects
+from analyses.diffusion.metrics import fit_digit_classifier, fit_shape_classifiers
+from analyses.diffusion.sections import clip_section, collapse_section, guidance_section, noising_section, samples_section, training_section
+from analyses.diffusion.subjects import train_subjects
 from interp.report import Report
 from models.data.shapes import make_shapes
 
@@ -73,7 +72,6 @@ def run(config: Config) -> Report:
     report = Report("diffusion", "Diffusion: generating from noise, why sampling needs noise, guidance and CLIP", config,
                     summary=__doc__.split("Example::")[0])
     subjects = train_subjects(config)
-    load = os.getloadavg()[0]
     digit_clf, digit_clf_acc = fit_digit_classifier(subjects.digits, subjects.digit_labels, seed=config.seed)
     # Independent real shapes (other seeds than the training images) for the attribute classifiers.
     train_real = make_shapes(config.n_classifier, seed=config.seed + 100)
@@ -85,5 +83,5 @@ def run(config: Config) -> Report:
     collapse_section(report, config, subjects, samples)
     guidance_section(report, config, subjects, shape_clfs)
     clip_section(report, config, subjects)
-    training_section(report, config, subjects, load)
+    training_section(report, config, subjects)
     return report
