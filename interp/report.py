@@ -105,6 +105,19 @@ def _subjects(runs: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
     return out
 
 
+def _not_trained(cached: list[dict[str, Any]], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cache reads that the run's own trainings do not explain (a subject a sweep trained is read back after)."""
+    left = [(t["name"], t["quick"], t["seed"]) for t in trained]
+    out = []
+    for read in cached:
+        key = (read["name"], read["quick"], read["seed"])
+        if key in left:
+            left.remove(key)
+        else:
+            out.append(read)
+    return out
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn configs, numpy scalars, tensors and paths into plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -243,9 +256,10 @@ class Report:
                 trained = ", ".join(f"{seconds:,.0f} s training the zoo subject `{name}` ({which})"
                                     for name, which, seconds in _subjects(self.subject_training))
                 parts[-1] += f", including {trained} on first use of the cache"
-        if self.subject_cached:
+        cached = _not_trained(self.subject_cached, self.subject_training)
+        if cached:
             parts.append("zoo subjects read from the cache, not trained: " + ", ".join(
-                f"`{name}` ({which})" for name, which, _ in _subjects(self.subject_cached)))
+                f"`{name}` ({which})" for name, which, _ in _subjects(cached)))
         for label, value in (("preset", self.preset), ("seed", self.seed), ("date", self.date)):
             if value is not None:
                 parts.append(f"{label} {value}")

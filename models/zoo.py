@@ -90,9 +90,9 @@ _REGISTERED: dict[str, Callable[..., "Recipe"]] = {}
 # "seconds"}. A report's elapsed time includes the training its run triggered, and a second
 # run on a warm cache finds nothing here (``interp run`` reads this).
 TRAINED: list[dict[str, Any]] = []
-# Every subject this process read from the cache without having trained it: {"name", "quick", "seed"}.
+# Every time this process read a subject from the cache: {"name", "quick", "seed"} (a subject a sweep
+# trained is read from the cache after it: a report counts the reads its trainings do not explain).
 CACHED: list[dict[str, Any]] = []
-_TRAINED_FOLDERS: set[str] = set()  # what TRAINED holds, by folder: loading one of them is no cache hit
 
 
 @dataclass(frozen=True)
@@ -215,9 +215,7 @@ def ensure(name: str, *, quick: bool = False, seed: int = 0, **options: Any) -> 
 
 def record(training: dict[str, Any]) -> None:
     """Count a training ``ensure`` returned (maybe from another process) as this process's (``TRAINED``)."""
-    training = dict(training)
-    _TRAINED_FOLDERS.add(training.pop("folder"))
-    TRAINED.append(training)
+    TRAINED.append(dict(training))
 
 
 def _load_or_train(name: str, quick: bool, seed: int, options: dict, device, retrain: bool
@@ -238,8 +236,7 @@ def _load_or_train(name: str, quick: bool, seed: int, options: dict, device, ret
             ckpt.load_weights(model, folder, expected_config=config)
         except ValueError as e:
             raise ValueError(f"{e}\nThe cached zoo subject {name!r} is stale; load it with retrain=True.") from e
-        if str(folder) not in _TRAINED_FOLDERS:
-            CACHED.append({"name": name, "quick": quick, "seed": seed})
+        CACHED.append({"name": name, "quick": quick, "seed": seed})
         return model.eval(), None
 
     if retrain:
@@ -258,7 +255,7 @@ def _load_or_train(name: str, quick: bool, seed: int, options: dict, device, ret
     ckpt.save_model(model, folder, config)  # config.json last: marks the folder complete
     shutil.rmtree(checkpoints, ignore_errors=True)
     tqdm.write(f"Zoo subject '{name}' trained in {seconds:.1f}s, cached at {folder}", file=sys.stderr)
-    return model.eval(), {"name": name, "quick": quick, "seed": seed, "seconds": round(seconds, 1), "folder": str(folder)}
+    return model.eval(), {"name": name, "quick": quick, "seed": seed, "seconds": round(seconds, 1)}
 
 
 def cached() -> "list[dict[str, Any]]":
