@@ -5,9 +5,9 @@
 One fact ("The capital of France is the city of" -> " Paris", subject " France"), every
 layer and position, three kinds (hidden state; MLP and attention over windows of 10 layers,
 ROME's resolution), the same noise samples (3x the subject embeddings' std, as ROME) for
-both. Ours: ``interp.tracing.causal_trace`` (the :mod:`interp.trace_runs` engine), from
+both. Ours: ``interp.patching.causal_trace`` (the :mod:`interp.patching.restoring` engine), from
 tokens to result, its first call (which also runs the shortcut checks, once per model)
-reported apart. Straightforward: ``interp.tracing.trace_site_by_site``, one forward per
+reported apart. Straightforward: ``interp.patching.trace_site_by_site``, one forward per
 restored site with the noise samples as its batch and hooks doing the noising and restoring,
 as ROME's ``trace_with_patch`` does. ``--subset f`` times the straightforward on a random
 fraction ``f`` of the sites and scales its time by ``1 / f`` (said in the output); the
@@ -34,7 +34,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from interp.tracing import causal_trace, embedding_std, trace_site_by_site
+    from interp.patching import causal_trace, embedding_std, trace_site_by_site
     from models import zoo
 
     model = zoo.load("smollm2")

@@ -19,7 +19,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.hook_names import act_name
-from interp.resume import accepts_prefix_kv, accepts_start_at_layer, reproduces
+from interp.patching.exactness import accepts_prefix_kv, accepts_start_at_layer, reproduces
 
 
 

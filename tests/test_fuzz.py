@@ -656,7 +656,7 @@ def trace_call(broken=(), **changes) -> Call:
 @example(call=trace_call({"metric"}, answer=None, metric="a string"))  # TypeError: new(): invalid data type 'str'
 @example(call=trace_call({"tokens"}, tokens=torch.tensor([[]], dtype=torch.long)))  # named the subject, not the tokens
 def test_tracing_returns_its_documented_frame_or_names_the_argument(two_layers, call):
-    from interp.tracing import causal_trace
+    from interp.patching import causal_trace
 
     model = two_layers
     kwargs = dict(call.kwargs, metric=TRACE_METRICS[call.kwargs["metric"]][0] if call.kwargs["metric"] else None)

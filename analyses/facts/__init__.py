@@ -30,7 +30,7 @@ from analyses.facts.neurons import neuron_section
 from analyses.facts.plots import plot_group_effects, plot_patching, plot_trace_heatmaps
 from interp.claims import Check, Claim, any_group
 from interp.report import Report
-from interp.tracing import average_indirect_effect
+from interp.patching import average_indirect_effect
 
 
 @dataclass(frozen=True)

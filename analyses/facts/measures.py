@@ -19,8 +19,7 @@ import torch
 from torch import Tensor
 
 from interp.parallel import map_tasks
-from interp.patching import activation_patching
-from interp.tracing import causal_trace, embedding_std
+from interp.patching import activation_patching, causal_trace, embedding_std
 from models.data.facts import Prompt
 from models.facts_subject import answer_ids, corpus_of, predictions, prompt_tokens
 

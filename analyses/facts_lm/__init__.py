@@ -37,7 +37,7 @@ from interp import show
 from interp.claims import Check, Claim, any_group
 from interp.progress import note
 from interp.report import Report
-from interp.tracing import average_indirect_effect
+from interp.patching import average_indirect_effect
 from models.data.known_facts import FACTS, FAMILIES, RELATIONS
 
 EARLY_TO_MIDDLE = 0.6  # ROME's early site: the MLP peak at the last subject token lies in the first 60% of layers

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-from interp.resume import reproduces
+from interp.patching import reproduces
 from models.data.known_facts import RELATIONS, Fact, prompt_for
 
 

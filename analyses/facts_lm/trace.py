@@ -20,7 +20,7 @@ from analyses.facts_lm.known import subject_span
 from analyses.lm.measures import lens_summary
 from interp.lens import lens_names
 from interp.parallel import map_tasks
-from interp.tracing import causal_trace, embedding_std
+from interp.patching import causal_trace, embedding_std
 
 SUBJECT_GROUPS = ("first subject token", "middle subject tokens", "last subject token")
 
@@ -84,7 +84,7 @@ def trace_fact(task: dict, model: Any) -> pd.DataFrame:
 def rome_groups(traces: pd.DataFrame) -> pd.DataFrame:
     """``traces`` with each one-token subject's rows counted as the last subject token as well as the first, as
     ROME's averages count them (its first and last subject token are the same token then); ready for
-    :func:`interp.tracing.average_indirect_effect`."""
+    :func:`interp.patching.average_indirect_effect`."""
     first = traces[traces.group == "first subject token"]
     span = first.groupby("fact").pos.nunique()
     lone = set(span.index[span.eq(1)]) - set(traces.fact[traces.group == "last subject token"])

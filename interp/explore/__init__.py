@@ -2,8 +2,8 @@
 
 The page shows the tokens with their next-token top-k, attention patterns per layer and head,
 the logit lens, the top MLP neurons at a position with their direct logit attribution, and
-activation-patching and causal-tracing heatmaps computed by :mod:`interp.patching` and
-:mod:`interp.tracing`. A JSON API underneath (:mod:`interp.explore.app`) serves the page and
+activation-patching and causal-tracing heatmaps computed by :mod:`interp.patching` (activation patching and
+causal tracing). A JSON API underneath (:mod:`interp.explore.app`) serves the page and
 scripts alike. Everything is served from the package: no CDN, nothing fetched.
 
     from interp.explore import Entry, Registry, create_app, serve

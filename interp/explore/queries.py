@@ -3,7 +3,7 @@
 Each returns a JSON-ready dict and raises :class:`~interp.explore.errors.BadRequest` for input
 the user can fix. They do no locking (the app holds the subject's lock around them) and call the
 toolkit's own instruments: :mod:`interp.lens`, :func:`interp.patching.activation_patching` and
-:func:`interp.tracing.causal_trace`.
+:func:`interp.patching.causal_trace`.
 
 Numbers are rounded once, here (probabilities and attention weights to 6 decimals, other values
 to 6 significant digits), so what the page shows is what the JSON says.
@@ -22,7 +22,7 @@ from interp.explore.subjects import Subject
 from interp.lens import lens_labels, lens_names, lens_top, logit_lens
 from interp.patching import activation_patching
 from interp.hook_names import TRACE_KINDS, act_name
-from interp.tracing import causal_trace, find_subject
+from interp.patching import causal_trace, find_subject
 
 PATCHABLE = ("resid_pre", "attn_out", "mlp_out")
 

@@ -234,7 +234,7 @@ def patching(effect: Float[Tensor, "layer pos"], tokens: Sequence[str], title: O
 
 def tracing(df: Any, kind: Optional[str] = None, tokens: Optional[Sequence[str]] = None,
             title: Optional[str] = None) -> View:
-    """One kind of :func:`interp.tracing.causal_trace`'s result: indirect effect by layer and position.
+    """One kind of :func:`interp.patching.causal_trace`'s result: indirect effect by layer and position.
 
         >>> df = causal_trace(model, tokens, subject=(1, 3), answer=answer, noise_std=0.3)   # doctest: +SKIP
         >>> tracing(df, kind="mlp", tokens=model.to_str_tokens(tokens))                       # doctest: +SKIP

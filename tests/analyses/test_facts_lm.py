@@ -8,7 +8,7 @@ import pytest
 from analyses import facts_lm
 from analyses.facts_lm.known import object_token, subject_span
 from analyses.facts_lm.trace import choose, peaks
-from interp.tracing import average_indirect_effect
+from interp.patching import average_indirect_effect
 from models.data.known_facts import Fact, prompt_for
 
 

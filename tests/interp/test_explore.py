@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 
 from interp.explore import Entry, Limits, Registry, create_app
 from interp.lens import logit_lens
-from interp.patching import activation_patching
-from interp.tracing import causal_trace
+from interp.patching import activation_patching, causal_trace
 from models.transformer import Transformer, TransformerConfig
 from models.transformer.tokenizer import CharTokenizer
 

@@ -2,8 +2,7 @@ import pytest
 import torch
 import transformer_lens.patching as tlp
 
-from interp.attribution import attribution_patching
-from interp.patching import activation_patching, hook_name, patch_sites, patching_frame
+from interp.patching import activation_patching, attribution_patching, hook_name, patch_sites, patching_frame
 from tests.interp._bridges import clean_and_corrupted, tiny_bridge
 
 TL_SWEEPS = {
@@ -216,7 +215,7 @@ def naive_sweep(model, clean, corrupted, metric, activation):
 @pytest.mark.parametrize("attn_only", [False, True])
 @pytest.mark.parametrize("activation", ["attn_out", "z", "resid_mid", "mlp_out", "resid_post"])
 def test_finishing_the_patched_layer_by_hand_equals_patching_from_the_tokens(activation, attn_only):
-    from interp import resume
+    from interp.patching.exactness import CHECKS
     from models.transformer import Transformer, TransformerConfig
 
     if attn_only and activation in ("resid_mid", "mlp_out"):
@@ -227,7 +226,7 @@ def test_finishing_the_patched_layer_by_hand_equals_patching_from_the_tokens(act
     clean, corrupted = clean_and_corrupted(changed=(1, 3))
     ours = activation_patching(model, clean, corrupted, logit_diff, activation, max_rows=7)
     assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
-    checked = resume._CHECKED[model]
+    checked = CHECKS[model]
     assert all(checked[("finish", activation, layer)] for layer in range(cfg.n_layers)), \
         "our blocks should be finished by hand, not rerun"
     assert any(checked.get(("prefix", layer)) for layer in range(cfg.n_layers + 1)), \
@@ -235,7 +234,7 @@ def test_finishing_the_patched_layer_by_hand_equals_patching_from_the_tokens(act
 
 
 def test_position_chunks_trade_recomputed_positions_against_forwards():
-    from interp.resume import position_chunks
+    from interp.patching.resume import position_chunks
 
     # no per-forward cost: one group per distinct position, each starting there
     assert position_chunks([1, 1, 5, 5], batch=8, n_pos=7, max_rows=1024, overhead=0) == [[0, 1], [2, 3]]
@@ -247,7 +246,8 @@ def test_position_chunks_trade_recomputed_positions_against_forwards():
 
 @pytest.mark.parametrize("activation", ["resid_pre", "mlp_out", "z"])
 def test_sites_of_several_layers_share_one_staggered_pass_and_still_equal_the_definition(activation, monkeypatch):
-    from interp import patch_runs, resume
+    from interp.patching import resume, runner
+    from interp.patching.exactness import CHECKS
     from models.transformer import Transformer, TransformerConfig
 
     cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=2)
@@ -255,17 +255,17 @@ def test_sites_of_several_layers_share_one_staggered_pass_and_still_equal_the_de
     clean, corrupted = clean_and_corrupted(changed=(1, 3))
     passes = []
     real = resume.staggered_forward
-    monkeypatch.setattr(patch_runs, "staggered_forward",
+    monkeypatch.setattr(runner, "staggered_forward",
                         lambda model, entries, *args: passes.append([b for b, _ in entries]) or real(model, entries, *args))
     ours = activation_patching(model, clean, corrupted, logit_diff, activation)
     assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
     assert passes and max(len(set(blocks)) for blocks in passes) > 1, "rows of several layers should join one pass"
-    assert resume._CHECKED[model][("chain", passes[0][0])]
+    assert CHECKS[model][("chain", passes[0][0])]
 
 
 def test_staggered_forward_equals_separate_resumed_forwards_and_wants_entries_in_block_order():
     from interp.patching import receiver_activations
-    from interp.resume import prefix_kv, staggered_forward
+    from interp.patching.resume import prefix_kv, staggered_forward
     from models.transformer import Transformer, TransformerConfig
 
     cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=3)
@@ -287,7 +287,7 @@ def test_staggered_forward_equals_separate_resumed_forwards_and_wants_entries_in
 
 
 def test_the_metric_probe_tells_a_last_position_metric_from_one_that_reads_more():
-    from interp.resume import reads_last_position_only
+    from interp.patching.exactness import reads_last_position_only
 
     out = torch.randn(3, 5, 10, generator=torch.Generator().manual_seed(0))
     metrics = {
@@ -304,7 +304,8 @@ def test_the_metric_probe_tells_a_last_position_metric_from_one_that_reads_more(
 @pytest.mark.parametrize("activation", ["resid_pre", "attn_out", "z"])
 def test_a_last_position_metric_trims_the_last_block_and_others_do_not_and_both_equal_the_definition(activation,
                                                                                                      monkeypatch):
-    from interp import resume
+    from interp.patching import resume
+    from interp.patching.exactness import CHECKS
     from models.transformer import Transformer, TransformerConfig
 
     cfg = TransformerConfig(d_model=32, n_layers=3, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16, seed=4)
@@ -320,11 +321,11 @@ def test_a_last_position_metric_trims_the_last_block_and_others_do_not_and_both_
     assert (ours - naive_sweep(model, clean, corrupted, logit_diff, activation)).abs().max() <= 1e-5
     assert (full - naive_sweep(model, clean, corrupted, every_position, activation)).abs().max() <= 1e-5
     assert trimmed > 1 and len(calls) == trimmed, "only the last-position metric may trim the last block"
-    assert resume._CHECKED[model]["trim"]
+    assert CHECKS[model]["trim"]
 
 
 def test_block_kv_equals_the_keys_and_values_the_model_caches():
-    from interp.resume import block_kv
+    from interp.patching.resume import block_kv
     from models.transformer import Transformer, TransformerConfig
 
     model = Transformer(TransformerConfig(d_model=32, n_layers=2, n_heads=4, d_mlp=64, d_vocab=50, n_ctx=16,

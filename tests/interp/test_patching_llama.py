@@ -2,7 +2,7 @@
 
 References: ``transformer_lens.patching`` (one forward per site, from the tokens) on
 TransformerLens's bridge over the Hugging Face Llama with the same weights, and the
-definition written out (one forward per site). Every shortcut of ``interp.resume`` is
+definition written out (one forward per site). Every shortcut of ``interp.patching.resume`` is
 required to *engage* on our Llama, not just to fall back safely.
 """
 
@@ -10,9 +10,8 @@ import pytest
 import torch
 import transformer_lens.patching as tlp
 
-from interp import patch_runs, resume
-from interp.attribution import attribution_patching
-from interp.patching import activation_patching, hook_name, receiver_activations
+from interp.patching import (activation_patching, attribution_patching, exactness, hook_name, receiver_activations,
+                             resume, runner)
 from tests.interp._bridges import clean_and_corrupted
 from tests.interp._llama import GROUPINGS, llama_bridge, tiny_llama
 
@@ -46,7 +45,7 @@ def test_every_sweep_equals_transformer_lens_on_the_hugging_face_llama_bridge(ac
     assert (expected - expected[0, 0]).abs().max() > 1e-2, "the corruption should matter at some site"
     assert (ours - expected).abs().max() <= 1e-5, "ours on our Llama disagrees with TransformerLens on HF's Llama"
     assert embeddings == [2 * clean.shape[0]], "patched forwards should resume from the cached residual stream"
-    checked = resume._CHECKED[model]
+    checked = exactness.CHECKS[model]
     assert checked and all(checked.values()), f"a shortcut fell back on our Llama: {checked}"
 
 
@@ -63,14 +62,14 @@ def test_every_shortcut_check_passes_on_a_llama(grouping):
             for key, value in receiver_activations(model, tokens, activation, layers).items()}
     resid = {layer: acts[("resid_pre", layer)] for layer in layers}
     resid[n_layers] = acts[("resid_post", n_layers - 1)]
-    assert resume.resumes_exactly(model, tokens, resid, layers + [n_layers], full)
+    assert exactness.resumes_exactly(model, tokens, resid, layers + [n_layers], full)
     for block in layers:
-        assert resume.prefix_exactly(model, block, resid[block], acts, full), f"prefix_kv at block {block}"
-        assert resume.chains_exactly(model, block, resid[block], acts, full), f"block-by-block pass from {block}"
-    assert resume.trims_exactly(model, acts, full), "last block on the last position alone"
+        assert exactness.prefix_exactly(model, block, resid[block], acts, full), f"prefix_kv at block {block}"
+        assert exactness.chains_exactly(model, block, resid[block], acts, full), f"block-by-block pass from {block}"
+    assert exactness.trims_exactly(model, acts, full), "last block on the last position alone"
     for activation in ("z", "mlp_out"):
         for layer in layers:
-            assert resume.finishes_exactly(model, activation, layer, acts), f"block {layer} after {activation}"
+            assert exactness.finishes_exactly(model, activation, layer, acts), f"block {layer} after {activation}"
 
 
 def test_the_checks_can_fail_a_block_kv_that_ignores_grouping_is_refused(monkeypatch):
@@ -86,7 +85,7 @@ def test_the_checks_can_fail_a_block_kv_that_ignores_grouping_is_refused(monkeyp
         return (torch.einsum("bpd,hde->bphe", x, attn.W_K), torch.einsum("bpd,hde->bphe", x, attn.W_V))
 
     monkeypatch.setattr(resume, "block_kv", per_query_head)
-    assert not resume.trims_exactly(model, acts, full)
+    assert not exactness.trims_exactly(model, acts, full)
 
 
 def test_a_model_whose_blocks_alone_are_off_runs_no_staggered_pass_and_still_equals_transformer_lens(monkeypatch):
@@ -105,13 +104,13 @@ def test_a_model_whose_blocks_alone_are_off_runs_no_staggered_pass_and_still_equ
     model.load_state_dict(reference.state_dict())
     clean, corrupted = clean_and_corrupted(changed=(1, 3))
     passes = []
-    monkeypatch.setattr(patch_runs, "staggered_forward", lambda *args: passes.append(1))
+    monkeypatch.setattr(runner, "staggered_forward", lambda *args: passes.append(1))
     _, clean_cache = model.run_with_cache(clean)
     for activation in ("resid_pre", "mlp_out"):
         ours = activation_patching(model, clean, corrupted, logit_diff, activation)
         expected = TL_SWEEPS[activation](model, corrupted, clean_cache, logit_diff)
         assert (ours - expected).abs().max() <= 1e-5, activation
-    checked = resume._CHECKED[model]
+    checked = exactness.CHECKS[model]
     assert not any(checked.get(("chain", block)) for block in range(3)), "blocks alone are off: no chain"
     assert not passes, "no staggered pass without the block-by-block check"
     assert all(checked[("start", layer)] for layer in range(3)), "one-call forwards from each layer instead"
@@ -202,5 +201,5 @@ def test_on_smollm2_every_sweep_equals_transformer_lens_on_its_bridge(smollm2_an
         theirs = TL_SWEEPS[activation](bridge, corrupted, clean_cache, metric, index_axis_names=None, index_df=index)
     assert (theirs - theirs[0]).abs().max() > 0.1, "France -> Italy should move the Paris-Rome logit difference"
     assert (ours.flatten() - theirs).abs().max() <= 1e-4, "ours on our SmolLM2 vs TransformerLens on HF's"
-    checked = resume._CHECKED[model]
+    checked = exactness.CHECKS[model]
     assert all(checked.values()), f"a shortcut fell back on SmolLM2: {[k for k, v in checked.items() if not v]}"

@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from interp import lens, show
-from interp.patching import activation_patching
+from interp.patching import activation_patching, causal_trace
 from interp.show import View
-from interp.tracing import causal_trace
 from models.transformer import Transformer, TransformerConfig
 from models.transformer.tokenizer import CharTokenizer
 

@@ -3,7 +3,7 @@ import pytest
 import scipy.stats
 import torch
 
-from interp.tracing import (
+from interp.patching.tracing import (
     average_indirect_effect, causal_trace, embedding_std, find_subject, position_group, window_layers,
 )
 from tests.interp._bridges import tiny_bridge

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp.tracing import causal_trace, embedding_std, trace_site_by_site
+from interp.patching import causal_trace, embedding_std, trace_site_by_site
 from tests.interp._llama import GROUPINGS, tiny_llama
 
 TOKENS = torch.tensor([[4, 11, 12, 7, 8, 9]])
@@ -34,7 +34,7 @@ def test_causal_trace_on_a_llama_equals_one_forward_per_restored_site(grouping):
 
 
 def test_the_fast_engine_runs_and_gives_the_hooked_batches_numbers(monkeypatch):
-    import interp.tracing as tracing
+    import interp.patching.tracing as tracing
 
     calls = []
     real = tracing.restored_scores
@@ -50,7 +50,7 @@ def test_the_fast_engine_runs_and_gives_the_hooked_batches_numbers(monkeypatch):
 
 
 def test_a_metric_reading_every_position_is_traced_by_the_hooked_batches(monkeypatch):
-    import interp.tracing as tracing
+    import interp.patching.tracing as tracing
 
     calls = []
     real = tracing.restored_scores

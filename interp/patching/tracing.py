@@ -2,7 +2,7 @@
 
 Example::
 
-    from interp.tracing import causal_trace, embedding_std, average_indirect_effect
+    from interp.patching import causal_trace, embedding_std, average_indirect_effect
 
     std = embedding_std(model, subject_tokens)             # over many subjects' embeddings
     df = causal_trace(model, tokens, subject=(0, 2), answer=answer_id, noise_std=3 * std,
@@ -25,26 +25,19 @@ does), and drawn from a generator seeded by ``seed``: same seed, same numbers. T
 copies and the restored sites are stacked along the batch, ``max_rows`` rows per forward.
 """
 
-import math
-import weakref
 from typing import Any, Callable, Optional, Sequence
 
-import einops
 import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.patch_runs import check_count, whole_number
 from interp.hook_names import TRACE_KINDS, trace_name
-from interp.patching import check_metric_value, run_metric
-from interp.trace_runs import corrupted_run, restored_scores, traces_fast
+from interp.patching.inputs import (check_count, check_metric_value, check_noise_std, check_subject, run_metric,
+                                    whole_number)
+from interp.patching.restoring import corrupted_run, fast_agrees, noised_scores, noiser, restored_scores, traces_fast
 
-# model -> whether the fast engine gave the hooked batches' scores on its first trace
-_AGREES: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
-
-# kind -> activation restored ("resid" is ROME's hidden state: the block output): interp/hook_names.py
 POSITION_GROUPS = (
     "before subject", "first subject token", "middle subject tokens", "last subject token",
     "first subsequent token", "further tokens", "last token",
@@ -60,30 +53,6 @@ def find_subject(tokens: Sequence[int], subject_tokens: Sequence[int]) -> tuple[
             return start, start + n
     raise ValueError(f"subject tokens {subject_tokens} do not occur in the prompt {tokens}; "
                      "pass the subject exactly as it is tokenized inside the prompt")
-
-
-def check_subject(subject: tuple[int, int], n_pos: int) -> tuple[int, int]:
-    """``subject`` as a pair of ints inside a prompt of ``n_pos`` tokens, or a ValueError saying what to change."""
-    try:
-        pair = [whole_number(i) for i in subject] if not isinstance(subject, str) else []
-    except TypeError:  # not a sequence at all
-        pair = []
-    if len(pair) != 2 or None in pair or not 0 <= pair[0] < pair[1] <= n_pos:
-        raise ValueError(f"subject span {subject!r} is not inside the prompt of {n_pos} tokens; "
-                         "it must be (start, stop), whole numbers with 0 <= start < stop <= n_pos")
-    return pair[0], pair[1]
-
-
-def check_noise_std(noise_std: Any) -> float:
-    """``noise_std`` as a float, or a ValueError unless it is a finite number >= 0."""
-    try:
-        std = float(noise_std) if not isinstance(noise_std, (str, bytes, bool)) else math.nan
-    except (TypeError, ValueError, RuntimeError):  # not a number, or a tensor of several
-        std = math.nan
-    if not (math.isfinite(std) and std >= 0):
-        raise ValueError(f"noise_std must be a finite number >= 0 (ROME: 3 times the embeddings' standard "
-                         f"deviation, see embedding_std), got {noise_std!r}")
-    return std
 
 
 def position_group(pos: int, subject: tuple[int, int], n_pos: int) -> str:
@@ -155,7 +124,7 @@ def causal_trace(
     activation at ``output_hook``) to a ``[samples]`` score. Columns: ``kind layer pos
     group score corrupted clean indirect_effect``; scores average the noise samples.
 
-    ``fast`` (default): run the restored copies through :mod:`interp.trace_runs` when the
+    ``fast`` (default): run the restored copies through :mod:`interp.patching.restoring` when the
     model honours its shortcuts (checked, with one site of each kind compared to the hooked
     batches on the model's first trace); ``fast=False`` always runs the hooked batches.
     """
@@ -205,17 +174,17 @@ def causal_trace(
     if fast and output_hook is None and not forward_kwargs:
         out, receiver = corrupted_run(model, tokens, noise, subject, embed_hook)
         _check_finite(out, clean_out, noise_std)  # before the checks of traces_fast, which are kept per model
-        if traces_fast(model, receiver, out, metric) and _fast_agrees(model, tokens, out, receiver, cache, sites,
-                                                                      restores, noise, subject, metric, embed_hook):
+        if traces_fast(model, receiver, out, metric) and fast_agrees(model, tokens, out, receiver, cache, sites,
+                                                                     restores, noise, subject, metric, embed_hook):
             with torch.no_grad():
                 corrupted_score = float(check_metric_value(metric(out), samples, per_example=True).float().mean())
             scores = restored_scores(model, receiver, out, cache, restores, positions, metric, subject[0], max_rows)
     if scores is None:
-        corrupted_score = float(_noised_scores(model, tokens, [[]], [0], noise, subject, cache, metric, embed_hook,
-                                               output_hook, max_rows, forward_kwargs)[0])
+        corrupted_score = float(noised_scores(model, tokens, [[]], [0], noise, subject, cache, metric, embed_hook,
+                                              output_hook, max_rows, forward_kwargs)[0])
         _check_finite(torch.tensor(corrupted_score), torch.tensor(clean_score), noise_std)
-        scores = _noised_scores(model, tokens, [[name for name, _ in r] for r in restores], positions, noise, subject,
-                                cache, metric, embed_hook, output_hook, max_rows, forward_kwargs)
+        scores = noised_scores(model, tokens, [[name for name, _ in r] for r in restores], positions, noise, subject,
+                               cache, metric, embed_hook, output_hook, max_rows, forward_kwargs)
     df = pd.DataFrame(sites, columns=["kind", "layer", "pos"])
     df["group"] = [position_group(pos, subject, n_pos) for pos in df["pos"]]
     df["score"] = scores.numpy().astype(np.float64)
@@ -231,38 +200,6 @@ def _check_finite(noised: Tensor, clean: Tensor, noise_std: float) -> None:
                          "finite); use a smaller noise_std, such as 3 * embedding_std(model, subject_tokens)")
 
 
-def _noised_scores(model, tokens, restores, positions, noise, subject, cache, metric, embed_hook, output_hook,
-                   max_rows, forward_kwargs) -> Tensor:
-    """Mean score over noise samples for each site; site ``i`` restores ``restores[i]`` at ``positions[i]``."""
-    samples = noise.shape[0]
-    per_forward = max(1, max_rows // samples)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(restores), per_forward):
-            chunk = range(start, min(start + per_forward, len(restores)))
-            n_rows = len(chunk) * samples
-
-            def add_noise(act: Tensor, hook: Any) -> Tensor:
-                act = act.clone()
-                act[:, subject[0] : subject[1]] += noise.repeat(len(chunk), 1, 1).to(act)
-                return act
-
-            hooks = [(embed_hook, add_noise)]
-            by_name: dict[str, list[int]] = {}
-            for row_block, i in enumerate(chunk):
-                for name in restores[i]:
-                    by_name.setdefault(name, []).append(row_block)
-            for name, blocks in by_name.items():
-                hooks.append((name, _restorer(cache[name], blocks, [positions[start + b] for b in blocks], samples)))
-            batch = tokens.repeat(n_rows, 1)
-            kwargs = {k: v.repeat(n_rows, *([1] * (v.ndim - 1))) if isinstance(v, Tensor) else v
-                      for k, v in forward_kwargs.items()}
-            result = run_metric(model, batch, hooks, output_hook, **kwargs)
-            values = check_metric_value(metric(result), n_rows, per_example=True)
-            out.append(einops.reduce(values.float(), "(site sample) -> site", "mean", sample=samples))
-    return torch.cat(out).cpu()
-
-
 def trace_site_by_site(model: Any, tokens: Int[Tensor, "1 pos"], subject: tuple[int, int], noise: Tensor, answer: int,
                        sites: Sequence[tuple[str, int, int]], window: int = 10,
                        embed_hook: str = "hook_embed") -> tuple[list[float], float]:
@@ -275,10 +212,7 @@ def trace_site_by_site(model: Any, tokens: Int[Tensor, "1 pos"], subject: tuple[
     with torch.no_grad():
         _, clean = model.run_with_cache(tokens, names_filter=lambda name: name in names)
 
-    def add_noise(act: Tensor, hook: Any) -> Tensor:
-        act = act.clone()
-        act[:, subject[0] : subject[1]] += noise.to(act)
-        return act
+    add_noise = noiser(noise, subject)
 
     def restore(name: str, pos: int) -> tuple[str, Callable]:
         def hook(act: Tensor, hook: Any) -> Tensor:
@@ -297,36 +231,6 @@ def trace_site_by_site(model: Any, tokens: Int[Tensor, "1 pos"], subject: tuple[
         restored = [layer] if kind == "resid" else window_layers(layer, window, n_layers)
         scores.append(score([restore(trace_name(kind, other), pos) for other in restored]))
     return scores, score([])
-
-
-def _fast_agrees(model, tokens, out, receiver, cache, sites, restores, noise, subject, metric, embed_hook) -> bool:
-    """Whether :mod:`interp.trace_runs` scores one site of each kind (at the subject's last token) as the
-    hooked batches do, within 1e-4 of the score's scale; checked on a model's first trace only."""
-    if model in _AGREES:
-        return _AGREES[model]
-    probe = [i for i, (kind, layer, pos) in enumerate(sites)
-             if pos == subject[1] - 1 and layer == model.cfg.n_layers // 2]
-    probe = list({sites[i][0]: i for i in probe}.values())
-    chosen = [restores[i] for i in probe]
-    positions = [sites[i][2] for i in probe]
-    fast = restored_scores(model, receiver, out, cache, chosen, positions, metric, subject[0])
-    hooked = _noised_scores(model, tokens, [[name for name, _ in r] for r in chosen], positions, noise, subject, cache,
-                            metric, embed_hook, None, 1024, {})
-    scale = max(1.0, float(hooked.abs().max())) if len(probe) else 1.0
-    _AGREES[model] = bool(((fast - hooked).abs() <= 1e-4 * scale).all())
-    return _AGREES[model]
-
-
-def _restorer(clean: Tensor, blocks: list[int], positions: list[int], samples: int) -> Callable:
-    rows = einops.repeat(torch.tensor(blocks), "site -> (site sample)", sample=samples) * samples + \
-        torch.arange(samples).repeat(len(blocks))
-    pos = einops.repeat(torch.tensor(positions), "site -> (site sample)", sample=samples)
-
-    def restore(act: Tensor, hook: Any) -> Tensor:
-        act[rows, pos] = clean[0, pos].to(act.dtype)
-        return act
-
-    return restore
 
 
 def average_indirect_effect(traces: pd.DataFrame, by: Sequence[str] = ("kind", "layer", "group"),

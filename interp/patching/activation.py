@@ -21,7 +21,7 @@ Why it is fast: TransformerLens's sweep runs one forward per site, from the toke
 the receiving input is stacked once per site along the batch and row block ``s`` is
 patched at site ``s`` (each row sees exactly one patched site, so the results are the same
 numbers in a few forwards), and each forward computes only what the patch can change
-(:mod:`interp.resume`, every shortcut checked against the model's own forward first):
+(:mod:`interp.patching.resume`, every shortcut checked against the model's own forward first):
 it starts at the patched layer from the receiver's residual stream, or one block later
 for a patch after the attention (the patched position's vector finished by hand), and
 runs only the positions from the first patched one, the earlier ones entering as the
@@ -43,57 +43,23 @@ On SmolLM2-135M a 12-token pair's ``resid_pre`` sweep equals TransformerLens's o
 also runs the shortcut checks; ``benchmarks/bench_patching_lm.py``).
 """
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Optional
 
 import pandas as pd
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.hooks import cached_run
-from interp.patch_runs import (can_resume, check_count, check_metric_value, hook_name, patched_values,
-                               receiver_activations, repeat_kwargs, run_metric, whole_number)
 from interp.hook_names import PATCHABLE
-from interp.resume import accepts_prefix_kv, reads_last_position_only, receiver_names
-
-__all__ = ["DIRECTIONS", "Metric", "activation_patching", "check_layers", "check_metric_value", "check_token_pair",
-           "hook_name", "patch_sites", "patching_frame", "receiver_activations", "run_metric"]
+from interp.hooks import cached_run
+from interp.patching.exactness import accepts_prefix_kv, reads_last_position_only
+from interp.patching.inputs import (Metric, check_count, check_layers, check_metric_value, check_token_pair, hook_name,
+                                    repeat_kwargs)
+from interp.patching.plan import can_resume
+from interp.patching.resume import receiver_names
+from interp.patching.runner import Sweep, patched_values
 
 DIRECTIONS = ("denoise", "noise")
-Metric = Callable[[Tensor], Tensor]
-
-
-def check_token_pair(clean_tokens: Tensor, corrupted_tokens: Tensor) -> None:
-    """Raise unless the two inputs can be patched position by position."""
-    if clean_tokens.ndim != 2:
-        raise ValueError(f"tokens must be [batch pos], got shape {tuple(clean_tokens.shape)}; add a batch dim")
-    if clean_tokens.shape != corrupted_tokens.shape:
-        raise ValueError(
-            f"clean tokens have shape {tuple(clean_tokens.shape)} but corrupted tokens "
-            f"{tuple(corrupted_tokens.shape)}: patching pairs positions one to one, so the prompts "
-            "must have the same number of tokens (choose a corruption of equal length, or pad both)"
-        )
-
-
-def check_layers(layers: Optional[Iterable[int]], n_layers: int) -> list[int]:
-    """``layers`` as a list of block indices (every block when None), or a ValueError saying what to change.
-
-    A layer may appear twice (its row is computed twice); a negative one is refused rather than
-    counted from the end, so that a mistake in computing it cannot pass for the last block.
-    """
-    if layers is None:
-        return list(range(n_layers))
-    try:
-        wanted = list(layers) if not isinstance(layers, str) else None
-    except TypeError:  # a single int, say
-        wanted = None
-    if not wanted:
-        raise ValueError(f"layers must be a non-empty list of block indices in [0, {n_layers}) or None (every "
-                         f"block), got {layers!r}")
-    bad = [layer for layer in wanted if whole_number(layer) is None or not 0 <= whole_number(layer) < n_layers]
-    if bad:
-        raise ValueError(f"layers must lie in [0, {n_layers}) (n_layers={n_layers}), got {bad} in {layers!r}")
-    return [whole_number(layer) for layer in wanted]
 
 
 def activation_patching(
@@ -129,7 +95,7 @@ def activation_patching(
     batch = receiver.shape[0]
     # donor and receiver in one forward: the donor activations, plus the receiver's to
     # find sites where both agree exactly (a no-op patch: its value is the unpatched run)
-    # and (when the forward can be resumed part-way) what interp.resume reads
+    # and (when the forward can be resumed part-way) what the shortcuts read
     both = torch.cat([donor, receiver])
     resume = can_resume(model, output_hook, forward_kwargs)
     extra = receiver_names(activation, layers, model.cfg.n_layers, accepts_prefix_kv(model)) if resume else {}
@@ -153,9 +119,10 @@ def activation_patching(
     values = baseline.float().expand(len(grid), *baseline.shape).clone()
     if (~same).any():
         last_only = resume and reads_last_position_only(metric, out[batch:], baseline)
-        values[~same] = patched_values(model, receiver, donor_acts, grid[~same], metric, activation, per_example,
-                                     max_rows, output_hook, forward_kwargs, receiver_acts if resume else None,
-                                     None if output_hook else out[batch:], last_only)
+        values[~same] = patched_values(model, Sweep(
+            receiver, donor_acts, grid[~same], metric, activation, per_example=per_example, max_rows=max_rows,
+            output_hook=output_hook, forward_kwargs=forward_kwargs, receiver_acts=receiver_acts if resume else None,
+            receiver_out=None if output_hook else out[batch:], last_only=last_only))
     shape = (len(layers), n_pos) + ((n_heads,) if activation == "z" else ()) + ((receiver.shape[0],) if per_example else ())
     return values.reshape(shape)
 
@@ -182,8 +149,8 @@ def patch_sites(
     """
     if activation not in PATCHABLE:
         raise ValueError(f"unknown activation {activation!r}; use one of {PATCHABLE}")
-    return patched_values(model, receiver, donor_acts, sites, metric, activation, per_example, max_rows, output_hook,
-                        forward_kwargs)
+    return patched_values(model, Sweep(receiver, donor_acts, sites, metric, activation, per_example=per_example,
+                                       max_rows=max_rows, output_hook=output_hook, forward_kwargs=forward_kwargs))
 
 
 def patching_frame(effect: Tensor, activation: str, value_name: str = "metric") -> pd.DataFrame:

@@ -2,14 +2,16 @@
 
 Example::
 
-    from interp.attribution import attribution_patching
+    from interp.patching import attribution_patching
 
     change = attribution_patching(model, clean_tokens, corrupted_tokens, logit_diff, "mlp_out")
     change.shape                                  # (n_layers, pos): estimated metric changes
 
-It trades exactness (``interp.patching.activation_patching``) for speed: one backward pass
+It trades exactness (:func:`~interp.patching.activation_patching`) for speed: one backward pass
 instead of one patched forward per site, good where the metric is near-linear in the
-activation (Nanda 2023, "Attribution patching").
+activation (Nanda 2023, "Attribution patching"). One forward and one backward need no row
+blocks, so it shares with the runner (:mod:`interp.patching.runner`) only the inputs and the
+hook-name vocabulary (:mod:`interp.patching.inputs`), not its batching.
 """
 
 import contextlib
@@ -20,7 +22,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interp.patching import Metric, check_metric_value, check_token_pair, hook_name, run_metric
+from interp.patching.inputs import Metric, check_metric_value, check_token_pair, hook_name, run_metric
 
 
 def attribution_patching(
