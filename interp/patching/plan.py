@@ -51,7 +51,7 @@ class Plan:
     last_only: bool = False  # the metric reads the last position only and the last block may run it alone
 
     def start_block(self, layer: int) -> int:
-        """The block a forward patched at ``layer`` starts from: the next one when the patched block is finished by hand."""
+        """The block a forward patched at ``layer`` starts from: the next one when that block is finished by hand."""
         return layer + 1 if self.how[layer] == "finish" else layer
 
     def direct(self, activation: str, layer: int) -> bool:
@@ -89,7 +89,7 @@ class Plan:
 
 
 def can_resume(model: Any, output_hook: Optional[str], forward_kwargs: dict) -> bool:
-    """Whether any shortcut may apply: the metric reads the output, no extra forward arguments, ``start_at_layer`` taken."""
+    """Whether any shortcut may apply: the metric reads the output, no forward arguments, ``start_at_layer`` taken."""
     return output_hook is None and not forward_kwargs and accepts_start_at_layer(model)
 
 

@@ -1,4 +1,4 @@
-"""A causal trace's restored runs: the runner's row blocks, one restored site each, for :func:`~interp.patching.causal_trace`.
+"""A causal trace's restored runs as the runner's row blocks, one restored site each (:func:`causal_trace`).
 
 Example::
 

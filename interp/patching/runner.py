@@ -67,7 +67,7 @@ def per_row(values: Tensor, batch: int) -> Tensor:
 
 
 def block_rows(blocks: Tensor, batch: int) -> tuple[Tensor, Tensor]:
-    """``(row, b)``: row ``s * batch + b`` is copy ``b`` of the batch in row block ``s``, for each ``s`` of ``blocks``."""
+    """``(row, b)``: row ``s * batch + b`` is copy ``b`` of the batch in row block ``s``, each ``s`` of ``blocks``."""
     b = torch.arange(batch).repeat(len(blocks))
     return per_row(blocks, batch) * batch + b, b
 
