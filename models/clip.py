@@ -29,12 +29,13 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from models.data.shapes import N_CTX, VOCAB, encode_captions
-from models.denoiser import MLP, LayerNorm
+from models.denoiser import SublayerConstants, residual_mlp
+from models.transformer.layer_norm import LayerNorm
 from models.train import TrainConfig, train
 
 
 @dataclass(frozen=True)
-class ClipConfig:
+class ClipConfig(SublayerConstants):
     n_channels: int = 1
     height: int = 16
     width: int = 16
@@ -67,9 +68,9 @@ class ImageEncoder(nn.Module):
         d_pixels = cfg.n_channels * cfg.height * cfg.width
         self.W_E = nn.Parameter(torch.randn(d_pixels, cfg.d_model) / math.sqrt(d_pixels))
         self.b_E = nn.Parameter(torch.zeros(cfg.d_model))
-        self.ln1 = LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg.d_model, cfg.d_mlp)
-        self.ln_final = LayerNorm(cfg.d_model)
+        self.ln1 = LayerNorm(cfg)
+        self.mlp = residual_mlp(cfg)
+        self.ln_final = LayerNorm(cfg)
         self.W_proj = nn.Parameter(torch.randn(cfg.d_model, cfg.d_embed) / math.sqrt(cfg.d_model))
         self.hook_embed = HookPoint()  # [batch d_model]
         self.hook_resid_post = HookPoint()  # [batch d_model]
@@ -97,9 +98,9 @@ class CaptionEncoder(nn.Module):
         self.cfg = cfg
         self.W_E = nn.Parameter(torch.randn(cfg.d_vocab, cfg.d_model) / math.sqrt(cfg.d_model))
         self.W_pos = nn.Parameter(torch.randn(cfg.n_ctx, cfg.d_model) / math.sqrt(cfg.d_model))
-        self.ln1 = LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg.d_model, cfg.d_mlp)
-        self.ln_final = LayerNorm(cfg.d_model)
+        self.ln1 = LayerNorm(cfg)
+        self.mlp = residual_mlp(cfg)
+        self.ln_final = LayerNorm(cfg)
         self.W_proj = nn.Parameter(torch.randn(cfg.d_model, cfg.d_embed) / math.sqrt(cfg.d_model))
         self.hook_embed = HookPoint()  # [batch pos d_model]
         self.hook_pos_embed = HookPoint()  # [batch pos d_model]

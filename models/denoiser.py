@@ -24,9 +24,31 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from models.transformer.layer_norm import LayerNorm
+from models.transformer.mlp import MLP
+
+
+def residual_mlp(cfg: "SublayerConstants") -> MLP:
+    """The transformer's MLP (GELU), initialised for a residual MLP block: ``W_in`` with variance
+    1/d_model, ``W_out`` with variance 1/(4 d_mlp), so that each block starts as a small update."""
+    mlp = MLP(cfg)
+    with torch.no_grad():
+        mlp.W_in.copy_(torch.randn(cfg.d_model, cfg.d_mlp) / math.sqrt(cfg.d_model))
+        mlp.W_out.copy_(torch.randn(cfg.d_mlp, cfg.d_model) / math.sqrt(cfg.d_mlp) * 0.5)
+    return mlp
+
+
+class SublayerConstants:
+    """What the transformer's ``LayerNorm`` and ``MLP`` read from a config besides ``d_model`` and
+    ``d_mlp``: this network's constants (class attributes, so not fields of the config dataclasses)."""
+
+    eps = 1e-5
+    act_fn = "gelu"
+    use_bias = True
+
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(SublayerConstants):
     """Sizes of the denoiser and the schedule. ``d_cond`` is the condition vector's width."""
 
     n_channels: int = 1
@@ -58,48 +80,14 @@ class DiffusionConfig:
         return (self.n_channels, self.height, self.width)
 
 
-class LayerNorm(nn.Module):
-    """LayerNorm with TransformerLens's parameter (``w``, ``b``) and hook names."""
-
-    def __init__(self, d_model: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.w = nn.Parameter(torch.ones(d_model))
-        self.b = nn.Parameter(torch.zeros(d_model))
-        self.hook_scale = HookPoint()  # [batch 1]
-        self.hook_normalized = HookPoint()  # [batch d_model]
-
-    def forward(self, x: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
-        x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale) * self.w + self.b
-
-
-class MLP(nn.Module):
-    """``gelu(x W_in + b_in) W_out + b_out`` with ``hook_pre`` and ``hook_post`` [batch d_mlp]."""
-
-    def __init__(self, d_model: int, d_mlp: int):
-        super().__init__()
-        self.W_in = nn.Parameter(torch.randn(d_model, d_mlp) / math.sqrt(d_model))
-        self.b_in = nn.Parameter(torch.zeros(d_mlp))
-        self.W_out = nn.Parameter(torch.randn(d_mlp, d_model) / math.sqrt(d_mlp) * 0.5)
-        self.b_out = nn.Parameter(torch.zeros(d_model))
-        self.hook_pre = HookPoint()  # [batch d_mlp]
-        self.hook_post = HookPoint()  # [batch d_mlp]
-
-    def forward(self, x: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_model"]:
-        post = self.hook_post(F.gelu(self.hook_pre(x @ self.W_in + self.b_in)))
-        return post @ self.W_out + self.b_out
-
-
 class DenoiserBlock(nn.Module):
     """A pre-LN residual MLP block; the time and condition embedding is added to its input,
     so every block knows how noisy its input is and what was asked for."""
 
     def __init__(self, cfg: DiffusionConfig):
         super().__init__()
-        self.ln1 = LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg.d_model, cfg.d_mlp)
+        self.ln1 = LayerNorm(cfg)
+        self.mlp = residual_mlp(cfg)
         self.W_ctx = nn.Parameter(torch.randn(cfg.d_model, cfg.d_model) / math.sqrt(cfg.d_model))
         self.hook_resid_pre = HookPoint()  # [batch d_model]
         self.hook_mlp_out = HookPoint()  # [batch d_model]
@@ -143,7 +131,7 @@ class Denoiser(HookedRootModule):
         self.W_cond = nn.Parameter(torch.randn(cfg.d_cond, cfg.d_model) / math.sqrt(cfg.d_cond))
         self.b_cond = nn.Parameter(torch.zeros(cfg.d_model))  # the "no condition" embedding
         self.blocks = nn.ModuleList([DenoiserBlock(cfg) for _ in range(cfg.n_layers)])
-        self.ln_final = LayerNorm(cfg.d_model)
+        self.ln_final = LayerNorm(cfg)
         self.W_U = nn.Parameter(torch.zeros(cfg.d_model, d_pixels))  # zero init: predicts eps = 0 at first
         self.b_U = nn.Parameter(torch.zeros(d_pixels))
         # A time-dependent scalar skip from x_t to the prediction: the noise in x_t is

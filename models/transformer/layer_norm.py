@@ -15,7 +15,9 @@ class LayerNorm(nn.Module):
     Written out rather than ``nn.LayerNorm`` so that the scale can be read or frozen
     through ``hook_scale`` (used when attributing through the LN). ``hook_normalized``
     holds the value before the affine ``w, b``, as in TransformerLens 4's bridge, so
-    caches of our models and of bridged real models mean the same thing.
+    caches of our models and of bridged real models mean the same thing. It reads only
+    ``cfg.d_model`` and ``cfg.eps``, and normalises the last dimension whatever comes before
+    it, so the denoiser and the CLIP (inputs ``[batch d_model]``) use it with their own configs.
 
     >>> cfg = TransformerConfig(d_model=8, n_layers=1, n_heads=2, d_mlp=None, d_vocab=10, n_ctx=4)
     >>> LayerNorm(cfg)(torch.randn(2, 3, 8)).shape

@@ -24,6 +24,9 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 class MLP(nn.Module):
     """``act(x @ W_in + b_in) @ W_out + b_out`` with ``hook_pre`` and ``hook_post`` [batch pos d_mlp].
 
+    It reads ``cfg.d_model, d_mlp, act_fn, use_bias``; the denoiser and the CLIP use it on
+    ``[batch d_model]`` inputs with their own configs (``models.denoiser.residual_mlp``).
+
     >>> cfg = TransformerConfig(d_model=8, n_layers=1, n_heads=2, d_mlp=32, d_vocab=10, n_ctx=4)
     >>> MLP(cfg)(torch.randn(2, 3, 8)).shape
     torch.Size([2, 3, 8])
