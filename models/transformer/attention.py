@@ -2,7 +2,7 @@
 rotary positions and grouped key/value heads (the Llama family)."""
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Protocol
 
 import einops
 import torch
@@ -16,29 +16,31 @@ from models.transformer.rotary import rotary_cos_sin, rotate
 
 
 def grouped_scores(
-    q: Float[Tensor, "batch query_pos head_index d_head"], k: Float[Tensor, "batch key_pos kv_head_index d_head"]
+    q: Float[Tensor, "batch query_pos head_index d_head"], k: Float[Tensor, "batch kv_head_index key_pos d_head"]
 ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
     """``q · k`` per head, query head ``h`` reading key head ``h // group`` (transformers' ``repeat_kv``).
 
     Batched matmuls over the key/value heads, the query heads of a group stacked as rows, so
     keys are never copied once per query head; no einsum (its dispatch cost ~50 us a call,
-    twice per layer, a tenth of a generation step).
+    twice per layer, a tenth of a generation step). Keys come head-major, as a key/value
+    cache holds them, so the cache's buffers are read in place (a position-major cache cost a
+    transposing copy of every layer's keys and values at every step, ~7 ms a step on SmolLM2).
     """
     batch, n_query, n_heads, d_head = q.shape
-    n_kv = k.shape[2]
+    n_kv = k.shape[1]
     group = n_heads // n_kv
     q = q.permute(0, 2, 1, 3).reshape(batch, n_kv, group * n_query, d_head)
-    scores = q @ k.permute(0, 2, 3, 1)  # [batch kv_head (group query_pos) key_pos]
-    return scores.view(batch, n_heads, n_query, k.shape[1])
+    scores = q @ k.transpose(-1, -2)  # [batch kv_head (group query_pos) key_pos]
+    return scores.view(batch, n_heads, n_query, k.shape[2])
 
 
 def grouped_mix(
-    pattern: Float[Tensor, "batch head_index query_pos key_pos"], v: Float[Tensor, "batch key_pos kv_head_index d_head"]
+    pattern: Float[Tensor, "batch head_index query_pos key_pos"], v: Float[Tensor, "batch kv_head_index key_pos d_head"]
 ) -> Float[Tensor, "batch query_pos head_index d_head"]:
-    """``pattern @ v`` per head, query head ``h`` reading value head ``h // group``."""
+    """``pattern @ v`` per head, query head ``h`` reading value head ``h // group`` (values head-major)."""
     batch, n_heads, n_query, n_key = pattern.shape
-    n_kv = v.shape[2]
-    z = pattern.reshape(batch, n_kv, (n_heads // n_kv) * n_query, n_key) @ v.permute(0, 2, 1, 3)
+    n_kv = v.shape[1]
+    z = pattern.reshape(batch, n_kv, (n_heads // n_kv) * n_query, n_key) @ v
     return z.view(batch, n_heads, n_query, -1).permute(0, 2, 1, 3)
 
 
@@ -46,8 +48,9 @@ class Layout(NamedTuple):
     """What every block's attention needs to know about positions, computed once per forward.
 
     ``mask``: True where a query may not attend to a key [batch_or_1 1 query_pos key_pos];
-    ``cos``, ``sin``: the rotary angles of every key position [batch_or_1 key_pos rotary_dim]
-    (None without rotary embeddings).
+    ``cos``, ``sin``: the rotary angles [batch_or_1 pos rotary_dim] of every key position, or of
+    the query positions only where the earlier keys come rotated from a cache (None without
+    rotary embeddings).
     """
 
     mask: Tensor
@@ -58,12 +61,14 @@ class Layout(NamedTuple):
 def attention_layout(
     cfg: TransformerConfig, n_query: int, n_key: int, positions: Optional[Int[Tensor, "batch key_pos"]] = None,
     key_mask: Optional[Bool[Tensor, "batch key_pos"]] = None, dtype: torch.dtype = torch.float32,
-    device: Optional[torch.device] = None,
+    device: Optional[torch.device] = None, prefix_rotated: bool = False,
 ) -> Layout:
     """The causal (and padding) mask and the rotary angles for ``n_query`` queries, the last of ``n_key`` keys.
 
     Query ``i`` sits at position ``n_key - n_query + i`` and may attend to keys up to it. A
     padding key (``key_mask`` False) is attended to by no query but itself, so no row is empty.
+    ``prefix_rotated``: the earlier keys are already rotated (a key/value cache holds them so),
+    so angles are needed for the queries' positions only.
     """
     mask = torch.ones(n_query, n_key, dtype=torch.bool, device=device).triu(n_key - n_query + 1)[None, None]
     if key_mask is not None:
@@ -74,8 +79,19 @@ def attention_layout(
         return Layout(mask, None, None)
     if positions is None:
         positions = torch.arange(n_key, device=device)[None]
+    if prefix_rotated:
+        positions = positions[:, -n_query:]
     cos, sin = rotary_cos_sin(positions, cfg.rotary_dim, cfg.rotary_base, dtype)
     return Layout(mask, cos, sin)
+
+
+class CachedKeys(Protocol):
+    """One block's slot in a key/value cache (``models.transformer.kv_cache``)."""
+
+    def extend(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new positions' rotated keys and values [batch kv_head_index pos d_head]; return
+        every position's so far, earlier ones first."""
+        ...
 
 
 class Attention(nn.Module):
@@ -172,19 +188,26 @@ class Attention(nn.Module):
         positions: Optional[Int[Tensor, "batch key_pos"]] = None,
         key_mask: Optional[Bool[Tensor, "batch key_pos"]] = None,
         layout: Optional[Layout] = None,
+        cache: Optional[CachedKeys] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
         """``prefix``: keys and values ``[batch prefix_pos kv_head_index d_head]`` of positions before
-        ``normalized`` (a KV cache, as ``hook_k`` / ``hook_v`` saw them); the queries are then the later
-        positions only. ``positions``: the position of every key (prefix first; default ``0, 1, ...``),
-        read by rotary embeddings. ``key_mask``: False at padding keys, which no query attends to
-        (a padding query still attends to itself, so no row is empty). ``layout``: the mask and
-        rotary angles that ``positions`` and ``key_mask`` give (:func:`attention_layout`), when the
-        caller has computed them once for every block."""
+        ``normalized`` (as ``hook_k`` / ``hook_v`` saw them); the queries are then the later
+        positions only. ``cache``: instead, a key/value cache's slot for this block, holding the
+        earlier positions' keys (rotated, as ``hook_rot_k`` left them) and values; the new
+        positions' are stored in it. ``positions``: the position of every key (prefix first;
+        default ``0, 1, ...``), read by rotary embeddings. ``key_mask``: False at padding keys,
+        which no query attends to (a padding query still attends to itself, so no row is empty).
+        ``layout``: the mask and rotary angles that ``positions`` and ``key_mask`` give
+        (:func:`attention_layout`), when the caller has computed them once for every block."""
+        if prefix is not None and cache is not None:
+            raise ValueError("give the earlier positions' keys and values as a prefix or as a cache, not both.")
         q, k, v = self._qkv(normalized)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         n_query = q.shape[1]
         n_key = n_query + (0 if prefix is None else prefix[0].shape[1])
         if layout is None:
+            if cache is not None:
+                raise ValueError("a cached attention needs the layout its model computes for every block.")
             layout = attention_layout(self.cfg, n_query, n_key, positions, key_mask, q.dtype, q.device)
         if self.rotary:
             cos, sin = layout.cos, layout.sin
@@ -194,11 +217,14 @@ class Attention(nn.Module):
                 prefix = (rotate(prefix[0], cos[:, :-n_query], sin[:, :-n_query]), prefix[1])
         if prefix is not None:
             k, v = torch.cat([prefix[0], k], dim=1), torch.cat([prefix[1], v], dim=1)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)  # [batch kv_head_index key_pos d_head]
+        if cache is not None:
+            k, v = cache.extend(k, v)
         scores = self.hook_attn_scores(grouped_scores(q, k).div(self.attn_scale).masked_fill(layout.mask, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         z = self.hook_z(grouped_mix(pattern, v))
-        flat = einops.rearrange(z, "batch pos head_index d_head -> (batch pos) (head_index d_head)")
-        W_O = einops.rearrange(self.W_O, "head_index d_head d_model -> (head_index d_head) d_model")
+        flat = z.reshape(-1, self.cfg.n_heads * self.cfg.d_head)  # [(batch pos) (head_index d_head)]
+        W_O = self.W_O.reshape(-1, self.W_O.shape[-1])  # [(head_index d_head) d_model]
         out = flat @ W_O if self.b_O is None else torch.addmm(self.b_O, flat, W_O)
         return out.reshape(*z.shape[:2], -1)
 

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from transformer_lens.hook_points import HookPoint
 
-from models.transformer.attention import Attention, GroupedQueryAttention, Layout
+from models.transformer.attention import Attention, CachedKeys, GroupedQueryAttention, Layout
 from models.transformer.config import TransformerConfig
 from models.transformer.gated_mlp import GatedMLP
 from models.transformer.layer_norm import LayerNorm
@@ -54,12 +54,13 @@ class TransformerBlock(nn.Module):
         resid_pre: Float[Tensor, "batch pos d_model"],
         prefix: Optional[tuple[Tensor, Tensor]] = None,
         layout: Optional[Layout] = None,
+        cache: Optional[CachedKeys] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        """``prefix``, ``layout``: the attention's keys and values of earlier positions, and the mask and
-        rotary angles the model computed once for every block (see ``Attention.forward``)."""
+        """``prefix`` or ``cache``, ``layout``: the attention's keys and values of earlier positions, and
+        the mask and rotary angles the model computed once for every block (see ``Attention.forward``)."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_in = resid_pre if self.ln1 is None else self.ln1(resid_pre)
-        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, layout=layout))
+        resid = resid_pre + self.hook_attn_out(self.attn(attn_in, prefix, layout=layout, cache=cache))
         if not self.cfg.attn_only:
             resid = self.hook_resid_mid(resid)
             mlp_in = resid if self.ln2 is None else self.ln2(resid)

@@ -95,6 +95,7 @@ class Transformer(TransformerLensSurface, HookedRootModule):
         start_at_layer: Optional[int] = None,
         prefix_kv: Optional[Sequence[tuple[Tensor, Tensor]]] = None,
         attention_mask: Optional[Int[Tensor, "batch key_pos"]] = None,
+        past_kv_cache: Optional[Any] = None,
     ) -> Any:
         """Logits [batch pos d_vocab], next-token loss, both as a tuple, or None.
 
@@ -118,7 +119,9 @@ class Transformer(TransformerLensSurface, HookedRootModule):
         for name, layer in (("stop_at_layer", stop_at_layer), ("start_at_layer", start_at_layer)):
             if layer is not None and not -self.cfg.n_layers <= layer <= self.cfg.n_layers:
                 raise ValueError(f"{name}={layer} is outside [-{self.cfg.n_layers}, {self.cfg.n_layers}].")
-        n_prefix = prefix_kv[0][0].shape[1] if prefix_kv else 0
+        if past_kv_cache is not None and prefix_kv is not None:
+            raise ValueError("give the earlier positions as prefix_kv or as past_kv_cache, not both.")
+        n_prefix = past_kv_cache.n_filled if past_kv_cache is not None else prefix_kv[0][0].shape[1] if prefix_kv else 0
         positions, key_mask = None, None
         if attention_mask is not None:
             n_input = input.shape[1] if isinstance(input, Tensor) and input.ndim >= 2 else None
@@ -139,18 +142,19 @@ class Transformer(TransformerLensSurface, HookedRootModule):
                 raise ValueError("start_at_layer takes a residual stream, not tokens, so there is no next-token "
                                  "loss; use return_type='logits' and compute the loss from the logits.")
         blocks = self.blocks[start_at_layer:stop_at_layer]
+        caches = [None] * len(blocks) if past_kv_cache is None else past_kv_cache.blocks[start_at_layer:stop_at_layer]
         if prefix_kv is None:
             prefix_kv = [None] * len(blocks)
         elif len(prefix_kv) != len(blocks):
             raise ValueError(f"prefix_kv needs one (k, v) per block run ({len(blocks)}), got {len(prefix_kv)}.")
-        elif prefix_kv and residual.shape[1] + prefix_kv[0][0].shape[1] > self.cfg.n_ctx:
-            raise ValueError(f"prefix of {prefix_kv[0][0].shape[1]} and input of {residual.shape[1]} positions "
+        if n_prefix and residual.shape[1] + n_prefix > self.cfg.n_ctx:
+            raise ValueError(f"prefix of {n_prefix} and input of {residual.shape[1]} positions "
                              f"exceed n_ctx={self.cfg.n_ctx}.")
         n_query = residual.shape[1]
         layout = attention_layout(self.cfg, n_query, n_prefix + n_query, positions, key_mask, residual.dtype,
-                                  residual.device) if len(blocks) else None
-        for block, prefix in zip(blocks, prefix_kv):
-            residual = block(residual, prefix, layout)
+                                  residual.device, prefix_rotated=past_kv_cache is not None) if len(blocks) else None
+        for block, prefix, cache in zip(blocks, prefix_kv, caches):
+            residual = block(residual, prefix, layout, cache)
         if stop_at_layer is not None:
             return residual
         if self.ln_final is not None:

@@ -28,23 +28,30 @@ def inverse_frequencies(rotary_dim: int, base: float) -> Float[Tensor, "half"]:
 
 def rotary_cos_sin(
     positions: Int[Tensor, "batch pos"], rotary_dim: int, base: float, dtype: torch.dtype
-) -> tuple[Float[Tensor, "batch pos rotary_dim"], Float[Tensor, "batch pos rotary_dim"]]:
-    """Cosines and sines of every position's angles, each half repeated (``cat(freqs, freqs)``)."""
+) -> tuple[Float[Tensor, "batch pos 1 rotary_dim"], Float[Tensor, "batch pos 1 rotary_dim"]]:
+    """Cosines and signed sines of every position's angles, laid out to broadcast over heads.
+
+    The cosines repeat each half (``cat(freqs, freqs)``); the sines are ``cat(-sin, sin)``, so
+    that :func:`rotate` is ``x * cos + swap_halves(x) * sin`` (the sign moved from the rotated
+    half onto the sine: the same products, exactly).
+    """
     freqs = positions[..., None].float() * inverse_frequencies(rotary_dim, base).to(positions.device)
-    angles = torch.cat([freqs, freqs], dim=-1)
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    cos, sin = freqs.cos().to(dtype), freqs.sin().to(dtype)
+    return torch.cat([cos, cos], dim=-1)[:, :, None], torch.cat([-sin, sin], dim=-1)[:, :, None]
 
 
 def rotate(
     x: Float[Tensor, "batch pos head_index d_head"],
-    cos: Float[Tensor, "batch pos rotary_dim"],
-    sin: Float[Tensor, "batch pos rotary_dim"],
+    cos: Float[Tensor, "batch pos 1 rotary_dim"],
+    sin: Float[Tensor, "batch pos 1 rotary_dim"],
 ) -> Float[Tensor, "batch pos head_index d_head"]:
-    """``x * cos + rotate_half(x) * sin`` on the first ``rotary_dim`` dimensions of every head."""
+    """``x * cos + rotate_half(x) * sin`` on the first ``rotary_dim`` dimensions of every head.
+
+    Four tensor operations (a generation step rotates queries and keys in every layer, and each
+    operation's dispatch costs as much as its arithmetic on one position).
+    """
     rotary_dim = cos.shape[-1]
-    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+    if rotary_dim == x.shape[-1]:
+        return x * cos + x.roll(rotary_dim // 2, dims=-1) * sin
     x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]
-    half = rotary_dim // 2
-    rotated_half = torch.cat([-x_rot[..., half:], x_rot[..., :half]], dim=-1)
-    out = x_rot * cos + rotated_half * sin
-    return out if x_pass.shape[-1] == 0 else torch.cat([out, x_pass], dim=-1)
+    return torch.cat([x_rot * cos + x_rot.roll(rotary_dim // 2, dims=-1) * sin, x_pass], dim=-1)

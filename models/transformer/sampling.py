@@ -4,10 +4,10 @@ a seed for reproducibility, stopping at the end-of-sequence token, batches of pr
 >>> out = generate(model, torch.tensor([[1, 5, 7]]), max_new_tokens=4, temperature=0)  # doctest: +SKIP
 
 The prompt runs through the model once; every later step feeds only the newest token, its
-attention reading the earlier positions' keys and values from a cache (the ``attn.hook_k`` /
-``hook_v`` activations, recorded as the forwards make them). A causal model computes the
-same logits either way (the forward's ``prefix_kv``), so the tokens equal those of running the
-full forward at every step, at a fraction of the cost.
+attention reading the earlier positions' keys and values from a cache (the ``attn.hook_rot_k``
+/ ``hook_v`` activations, stored as the forwards make them). A causal model computes the
+same logits either way (the forward's ``past_kv_cache``), so the tokens equal those of running
+the full forward at every step, at a fraction of the cost.
 """
 
 import contextlib
@@ -96,8 +96,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        # the model's hooks first, so the cache records keys and values as they left them
-        with step_hooks, (cache.recording(model) if cache is not None else contextlib.nullcontext()):
+        with step_hooks:
             new, real = sampled_tokens(model, tokens, mask, n_steps, cache, eos_ids, pad_token_id,
                                        lambda logits: next_token(logits, temperature, top_k, top_p, generator))
     finally:
@@ -124,7 +123,7 @@ def sampled_tokens(
     """The generation loop: up to ``n_steps`` tokens chosen from the last position's logits, and
     whether each is real (False for the padding of a row after its EOS token).
 
-    With a ``cache`` (being recorded) each step feeds the newest token only; without, the whole
+    With a ``cache`` each step feeds the newest token only; without, the whole
     sequence. Stops early once every row has produced an EOS token.
     """
     batch = tokens.shape[0]
