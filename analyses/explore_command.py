@@ -67,7 +67,7 @@ def builtin_registry(quick: bool = False):
 def explore(model: str = "smollm2", host: str = "127.0.0.1", port: int = 8765, quick: bool = False,
             max_tokens: int = 64) -> None:
     """Serve the explorer over the built-in models until Ctrl-C (``interp explore``; its options are in
-    analyses/cli.py, which imports this module only when the command runs)."""
+    analyses/cli/model_commands.py, which imports this module only when the command runs)."""
     from interp.explore import Limits, serve
     from interp.explore.errors import BadRequest
     from interp.explore.server import check_port

@@ -133,7 +133,7 @@ def test_ctrl_c_during_a_run_is_exit_code_130_and_keeps_the_old_report(tmp_path,
     def interrupted(name, config, out, preset=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_analysis", interrupted)
+    monkeypatch.setattr(cli.run_command, "run_analysis", interrupted)
     result = runner.invoke(app, ["run", "params", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 130, result.output
     assert result.stderr.strip().splitlines()[-1].startswith("error: interrupted"), result.stderr
