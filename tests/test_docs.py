@@ -70,3 +70,43 @@ def test_documented_set_overrides_name_real_fields(args):
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     seed = int(args[args.index("--seed") + 1]) if "--seed" in args else None
     build_config(names[0], "--quick" in args, seed, sets)  # raises ValueError on a field that does not exist
+
+
+def interp_commands(path: Path) -> list[str]:
+    """Every `interp ...` line in the document's shell blocks, without its comment."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+        for line in block.splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("interp "):
+                lines.append(line)
+    return lines
+
+
+# README commands that take more than a minute, or serve or talk until stopped, and where they are exercised
+ELSEWHERE = {
+    "interp run all --quick --out /tmp/reports": "each analysis's quick preset runs in tests/analyses",
+    "interp run digits --seed 3 --set relu_epochs=10": "minutes of training; its --set is checked above",
+    "interp run facts --workers 2": "tests/analyses/test_cli_sweeps.py runs sweeps on 2 workers",
+    "interp chat facts": "trains the full facts subject; tests/models/transformer/test_generation.py drives chat",
+    "interp explore": "a server; tests/interp/test_explore_browser.py drives one",
+}
+README_COMMANDS = interp_commands(ROOT / "README.md")
+
+
+def test_every_readme_command_is_run_here_or_says_where():
+    assert README_COMMANDS, "the README's shell blocks should hold interp commands"
+    assert set(ELSEWHERE) <= set(README_COMMANDS), "ELSEWHERE names a command the README no longer has"
+
+
+@pytest.mark.parametrize("line", [c for c in README_COMMANDS if c not in ELSEWHERE])
+def test_readme_commands_run(line, tmp_path, monkeypatch):
+    """The README's quick commands, as typed (a run writes into a temporary folder, not reports/)."""
+    from typer.testing import CliRunner
+
+    from analyses.cli import app
+
+    monkeypatch.chdir(tmp_path)  # `interp run params` writes ./reports/params: here, not into the repository
+    result = CliRunner().invoke(app, line.split()[1:])
+    assert result.exit_code == 0, f"{line!r} failed:\n{result.output}"
+    assert result.stdout.strip(), f"{line!r} printed nothing"
