@@ -22,9 +22,18 @@ class KeyValueCache:
     into later steps as in the full forward; each earlier key is rotated once, not at every
     step. Head-major, as the attention's matmuls read them, in place (Hugging Face's layout).
 
-    >>> cache = KeyValueCache(model.cfg.n_layers, n_positions=tokens.shape[1] + 1)  # doctest: +SKIP
-    >>> cache.forward(model, tokens[:, :-1])                                       # doctest: +SKIP
-    >>> last = cache.forward(model, tokens[:, -1:])      # == model(tokens)[:, -1]  # doctest: +SKIP
+    >>> import torch
+    >>> from models.transformer import Transformer, TransformerConfig
+    >>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32, d_vocab=20, n_ctx=8,
+    ...                                       normalization="RMS", positional_embedding="rotary")).eval()
+    >>> tokens = torch.tensor([[3, 1, 4, 1, 5]])
+    >>> cache = KeyValueCache(model.cfg.n_layers, n_positions=tokens.shape[1])
+    >>> with torch.no_grad():
+    ...     _ = cache.forward(model, tokens[:, :-1])           # the prompt, cached
+    ...     last = cache.forward(model, tokens[:, -1:])        # one new position
+    ...     full = model(tokens)[:, -1]
+    >>> torch.allclose(last, full, atol=1e-6), cache.n_filled
+    (True, 5)
     """
 
     def __init__(self, n_layers: int, n_positions: int):
