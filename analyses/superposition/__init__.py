@@ -10,13 +10,22 @@ feature over sparsity and relative importance, and a sparse autoencoder
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+import pandas as pd
+import torch
+
 from analyses.superposition.measures import (
-    PLATEAU_POINTS, PLATEAU_TOLERANCE, REPRESENTED, STICKY_TOLERANCE, dimensionality_sweep, intro_summary, intro_sweep,
-    phase_diagram, plateau_claim, sae_recovery, sticky_counts, sticky_plateau)
+    DIMENSIONALITY_MIN_CHUNK, DIMENSIONALITY_TASKS, PLATEAU_POINTS, PLATEAU_TOLERANCE, REPRESENTED, STICKY_TOLERANCE,
+    best_of_seeds, intro_summary, phase_cells, plateau_claim, sticky_counts, sticky_plateau, task_seed,
+    train_dimensionality, train_intro, train_phase, train_sae_task)
 from analyses.superposition.plots import plot_dimensionality, plot_intro, plot_intro_summary, plot_phase, plot_sae
 from interp.markup import literal
+from interp.parallel import map_tasks
 from interp.progress import note
 from interp.report import Report
+from interp.sae import max_cosine_similarity
+from interp.superposition import dimensions_per_feature, superposition_table
+from models.toy import sample_hidden, train_toy
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,94 @@ class Config:
                    dim_features=40, dim_hidden=5, dim_sparsities=6, dim_max_inverse_density=50.0,
                    dim_steps=800, phase_grid=4, restarts=2, phase_steps=800, sae_features=8,
                    sae_hidden=3, sae_samples=5000, sae_steps=1500, batch_size=512)
+
+
+# The sweeps: each builds its tasks and hands them to map_tasks (looked up here, in the package, where
+# the tests put a recording wrapper); the task functions and the summaries are in measures.py.
+def intro_sweep(config: Config) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """5 features (importance 0.9^i) in 2 dims, ReLU across sparsities plus the linear model.
+
+    Each sparsity is trained from ``restarts`` random starts and the lowest-loss start kept,
+    as the paper does, so a slow start in the dense regime does not pass for the optimum.
+    One task per model, both on the run's seed (as before the sweep ran through map_tasks).
+    """
+    importance = 0.9 ** torch.arange(5.0)
+    sparsity = torch.tensor(config.intro_sparsities, dtype=torch.float64)
+    models = (("ReLU", True), ("linear", False))
+    tasks = [{"relu": relu, "sparsities": list(config.intro_sparsities), "restarts": config.restarts,
+              "steps": config.intro_steps, "batch_size": config.batch_size, "seed": config.seed} for _, relu in models]
+    W, rows = {}, []
+    for (name, _), result in zip(models, map_tasks(train_intro, tasks, name="intro")):
+        keep = best_of_seeds(result["loss"], len(sparsity))
+        W[name] = result["W"][keep]
+        table = superposition_table(W[name])
+        table["model"] = name
+        table["sparsity"] = sparsity.numpy()[table["instance"]]
+        table["importance"] = importance.double().numpy()[table["feature"]]
+        table["bias"] = result["b"][keep].flatten().double().numpy()
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True), W
+
+
+def dimensionality_sweep(config: Config) -> pd.DataFrame:
+    """Feature dimensionality D_i and D* for many features across sparsity (uniform importance).
+
+    The sparsities are trained in at most DIMENSIONALITY_TASKS consecutive chunks of at least
+    DIMENSIONALITY_MIN_CHUNK (one task and one vectorised model each, each on its own seed)."""
+    inverse_density = np.geomspace(1.0, config.dim_max_inverse_density, config.dim_sparsities)
+    chunks = np.array_split(inverse_density, max(1, min(DIMENSIONALITY_TASKS,
+                                                        len(inverse_density) // DIMENSIONALITY_MIN_CHUNK)))
+    tasks = [{"chunk": k, "inverse_density": chunk.tolist(), "features": config.dim_features,
+              "hidden": config.dim_hidden, "steps": config.dim_steps, "batch_size": config.batch_size,
+              "seed": task_seed(config.seed, "dimensionality", k)} for k, chunk in enumerate(chunks)]
+    W = torch.cat([result["W"] for result in map_tasks(train_dimensionality, tasks, name="dimensionality")])
+    table = superposition_table(W)
+    table["inverse_density"] = inverse_density[table["instance"]]
+    table["dimensions_per_feature"] = dimensions_per_feature(W.double()).numpy()[table["instance"]]
+    return table
+
+
+def phase_diagram(config: Config) -> pd.DataFrame:
+    """2 features in 1 dimension: is the second one dropped, given the dimension, or superposed?"""
+    grid = phase_cells(config.phase_grid)
+    tasks = [{"grid": config.phase_grid, "restart": r, "steps": config.phase_steps, "batch_size": config.batch_size,
+              "seed": task_seed(config.seed, "phase", r)} for r in range(config.restarts)]
+    runs = map_tasks(train_phase, tasks, name="phase")
+    # Several random starts (tasks) per cell; keep the lowest-loss one (the paper does the same).
+    loss = torch.cat([run["loss"] for run in runs])  # [starts x cells], seed-major
+    keep = best_of_seeds(loss, len(grid))
+    W = torch.cat([run["W"] for run in runs])[keep].double().numpy()  # [cells features]
+    loss = loss[keep]
+    best = pd.DataFrame({"density": [p for p, _ in grid], "relative_importance": [r for _, r in grid],
+                         "w_1": W[:, 0], "w_2": W[:, 1], "loss": loss.double().numpy()})
+    strong_1, strong_2 = best["w_1"].abs() > REPRESENTED, best["w_2"].abs() > REPRESENTED
+    best["phase"] = np.select([strong_1 & strong_2, strong_2], ["superposition", "dedicated dimension"],
+                              "not represented")
+    return best.reset_index(drop=True)
+
+
+def sae_recovery(config: Config) -> pd.DataFrame:
+    """Train an L1 and a top-k sparse autoencoder (one task each) on a superposed model's hidden activations."""
+    model = train_toy(config.sae_features, config.sae_hidden, 1 - config.sae_sparsity, steps=config.intro_steps,
+                      seed=config.seed, batch_size=config.batch_size, lr=1e-2, progress=True)
+    W = model.W.detach()[0]  # [hidden features]
+    norms = W.norm(dim=0)
+    represented = torch.nonzero(norms > REPRESENTED).flatten()
+    _, hidden = sample_hidden(model, config.sae_samples, seed=config.seed + 1)
+    activations = hidden[:, 0]  # [batch hidden]
+    # k ~ the expected number of active features, at least 1 (Gao et al. 2024 tune k likewise).
+    k = max(1, round((1 - config.sae_sparsity) * config.sae_features))
+    tasks = [{"penalty": penalty, "d_sae": 2 * config.sae_features, "k": k, "steps": config.sae_steps,
+              "seed": config.seed} for penalty in ("l1", "topk")]  # a stored result is keyed by the activations too
+    rows = []
+    for task, result in zip(tasks, map_tasks(train_sae_task, tasks, shared=activations, name="sae")):
+        best = max_cosine_similarity(result["W_dec"], W.T[represented])
+        rows += [{"penalty": task["penalty"], "feature": int(f), "norm": float(norms[f]), "max_cos": float(c)}
+                 for f, c in zip(represented, best)]
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(n_features=config.sae_features, n_hidden=config.sae_hidden, represented=len(represented))
+    return frame
+
 
 def run(config: Config) -> Report:
     report = Report("superposition", "Superposition in toy models", config=asdict(config), summary=(
