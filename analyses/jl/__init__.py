@@ -11,11 +11,11 @@ cases whose best packings are known.
 import math
 from dataclasses import asdict, dataclass
 
-from interp.jl import angle_deg, levenshtein_bound, welch_bound, coherence_lower_bound
-from interp.chirps import chirp_prime
-from interp.report import Report
 from analyses.jl.measures import BEST_KNOWN_DEG, capacity_curves, fit_growth, series_experiment, small_packings
 from analyses.jl.plots import plot_angles, plot_capacity, plot_history, plot_small
+from interp.chirps import chirp_prime
+from interp.jl import angle_deg, coherence_lower_bound, levenshtein_bound, welch_bound
+from interp.report import Report
 
 
 @dataclass(frozen=True)
