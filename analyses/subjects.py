@@ -10,7 +10,9 @@ trained as one sweep the first time and read from the cache after.
 
 The tasks run wherever ``interp run --backend`` sends sweeps (each on one thread, seeded);
 each trains its subject into the zoo's cache and returns the training's record, which is
-counted in this process's ``zoo.TRAINED``, so a report says what its run trained.
+counted in this process's ``zoo.TRAINED`` (so a report says what its run trained), with the
+weights and history, which this machine caches too (``zoo.store``) where a worker's cache is
+another machine's.
 """
 
 from typing import Any
@@ -26,9 +28,16 @@ def options(request: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in SPECIAL}
 
 
-def train_subject(task: dict[str, Any], shared: Any = None) -> dict[str, Any] | None:
-    """A task of :func:`train_missing`: train one subject into the cache; its training record, or None."""
-    return zoo.ensure(task["subject"], quick=bool(task.get("quick", False)), seed=int(task["seed"]), **options(task))
+def train_subject(task: dict[str, Any], shared: Any = None) -> dict[str, Any]:
+    """A task of :func:`train_missing`: train one subject into the cache (the worker's own); returns the
+    training's record (None when it was cached), the weights and the history, so that the machine that
+    gathers the results can cache them too (a Ray worker's cache may be on another machine)."""
+    how = dict(quick=bool(task.get("quick", False)), seed=int(task["seed"]), **options(task))
+    training, reads = zoo.ensure(task["subject"], **how), len(zoo.CACHED)
+    model = zoo.load(task["subject"], **how)
+    del zoo.CACHED[reads:]  # reading back what the task trained is no cache hit of the run (serial: this process)
+    return {"training": training, "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "history": zoo.history(task["subject"], **how)}
 
 
 def train_missing(requests: list[dict[str, Any]], name: str) -> int:
@@ -39,9 +48,12 @@ def train_missing(requests: list[dict[str, Any]], name: str) -> int:
     missing = [r for r in requests if not zoo.is_cached(r["subject"], quick=bool(r.get("quick", False)),
                                                           seed=int(r["seed"]), **options(r))]
     if missing:
-        for training in map_tasks(train_subject, missing, name=name):
+        for request, result in zip(missing, map_tasks(train_subject, missing, name=name)):
+            training = result["training"]
             if training is not None:
                 zoo.record(training)
+                zoo.store(request["subject"], result["state"], result["history"], training["seconds"],
+                          quick=bool(request.get("quick", False)), seed=int(request["seed"]), **options(request))
     return len(missing)
 
 

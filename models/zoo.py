@@ -247,15 +247,33 @@ def _load_or_train(name: str, quick: bool, seed: int, options: dict, device, ret
     result = made.train(model, checkpoints)
     seconds = time.perf_counter() - started
 
-    history = getattr(result, "history", None)
-    if history is not None:
-        ckpt.write_json(history, folder / "history.json")
-    info = {"name": name, "quick": quick, "seed": seed, "train_seconds": round(seconds, 3), "torch": torch.__version__}
-    ckpt.write_json(info, folder / "zoo.json")
-    ckpt.save_model(model, folder, config)  # config.json last: marks the folder complete
+    _save(folder, model, config, getattr(result, "history", None), {"name": name, "quick": quick, "seed": seed}, seconds)
     shutil.rmtree(checkpoints, ignore_errors=True)
     tqdm.write(f"Zoo subject '{name}' trained in {seconds:.1f}s, cached at {folder}", file=sys.stderr)
     return model.eval(), {"name": name, "quick": quick, "seed": seed, "seconds": round(seconds, 1)}
+
+
+def _save(folder: Path, model: nn.Module, config: dict, history: Any, who: dict, seconds: float) -> None:
+    if history is not None:
+        ckpt.write_json(history, folder / "history.json")
+    ckpt.write_json({**who, "train_seconds": round(seconds, 3), "torch": torch.__version__}, folder / "zoo.json")
+    ckpt.save_model(model, folder, config)  # config.json last: marks the folder complete
+
+
+def store(name: str, state: dict[str, torch.Tensor], history: Any, seconds: float, *, quick: bool = False,
+          seed: int = 0, **options: Any) -> None:
+    """Cache weights trained elsewhere (a sweep's task on another machine of a Ray cluster, whose
+    cache is its own) as subject ``name``, unless this machine's cache already holds it."""
+    if is_cached(name, quick=quick, seed=seed, **options):
+        return
+    made = recipe(name, quick=quick, seed=seed, **options)
+    config = ckpt.config_dict(made.config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = made.build()
+    model.load_state_dict(state)
+    _save(_subject_dir(name, quick, seed, config, made.per_preset), model, config, history,
+          {"name": name, "quick": quick, "seed": seed}, seconds)
 
 
 def cached() -> "list[dict[str, Any]]":
