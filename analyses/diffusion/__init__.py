@@ -18,11 +18,10 @@ Example::
 import math
 from dataclasses import dataclass, fields
 
-from analyses.diffusion.metrics import fit_digit_classifier, fit_shape_classifiers
+from analyses.diffusion.metrics import fit_judges
 from analyses.diffusion.sections import clip_section, collapse_section, guidance_section, noising_section, samples_section, training_section
 from analyses.diffusion.subjects import train_subjects
 from interp.report import Report
-from models.data.shapes import make_shapes
 
 
 @dataclass(frozen=True)
@@ -72,16 +71,12 @@ def run(config: Config) -> Report:
     report = Report("diffusion", "Diffusion: generating from noise, why sampling needs noise, guidance and CLIP", config,
                     summary=__doc__.split("Example::")[0])
     subjects = train_subjects(config)
-    digit_clf, digit_clf_acc = fit_digit_classifier(subjects.digits, subjects.digit_labels, seed=config.seed)
-    # Independent real shapes (other seeds than the training images) for the attribute classifiers.
-    train_real = make_shapes(config.n_classifier, seed=config.seed + 100)
-    test_real = make_shapes(config.n_classifier, seed=config.seed + 101)
-    shape_clfs, shape_clf_acc = fit_shape_classifiers(train_real.images, train_real.attributes, test_real.images, test_real.attributes)
+    judges = fit_judges(subjects.digits, subjects.digit_labels, config.n_classifier, config.seed)
 
     noising_section(report, config, subjects)
-    samples = samples_section(report, config, subjects, (digit_clf, digit_clf_acc, shape_clfs, shape_clf_acc))
+    samples = samples_section(report, config, subjects, judges)
     collapse_section(report, config, subjects, samples)
-    guidance_section(report, config, subjects, shape_clfs)
+    guidance_section(report, config, subjects, judges.shapes)
     clip_section(report, config, subjects)
     training_section(report, config, subjects)
     return report

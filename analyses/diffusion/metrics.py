@@ -13,6 +13,7 @@ All image arguments are in the data range [0, 1]; distances are Euclidean in pix
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -118,3 +119,25 @@ def mean_with_interval(values: np.ndarray) -> dict:
     values = np.asarray(values, dtype=np.float64)
     se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {"mean": float(values.mean()), "low": float(values.mean() - 1.96 * se), "high": float(values.mean() + 1.96 * se)}
+
+
+@dataclass(frozen=True)
+class Judges:
+    """The classifiers, trained on real images only, that judge whether samples follow their condition."""
+
+    digit: SVC  # reads the digit class
+    digit_accuracy: float  # its held-out accuracy on real digits
+    shapes: dict  # one logistic regression per shape attribute
+    shape_accuracy: pd.DataFrame  # attribute, held_out_accuracy
+
+
+def fit_judges(digits: Tensor, labels: Tensor, n_real: int, seed: int) -> Judges:
+    """The digit SVM and the shape-attribute classifiers, on independent real shapes (seeds ``seed + 100``
+    for training and ``seed + 101`` for the held-out check, other than the training images')."""
+    from models.data.shapes import make_shapes
+
+    digit, digit_accuracy = fit_digit_classifier(digits, labels, seed=seed)
+    train_real, test_real = make_shapes(n_real, seed=seed + 100), make_shapes(n_real, seed=seed + 101)
+    shapes, shape_accuracy = fit_shape_classifiers(train_real.images, train_real.attributes, test_real.images,
+                                                   test_real.attributes)
+    return Judges(digit, digit_accuracy, shapes, shape_accuracy)

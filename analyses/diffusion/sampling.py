@@ -13,6 +13,7 @@ Example::
 
 import itertools
 import operator
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -74,10 +75,19 @@ def add_noise_error(ddpm: DDPM, images: torch.Tensor, seed: int = 0) -> float:
     return float(np.abs(ddpm.add_noise(x0, t, noise).numpy() - closed).max())
 
 
+class Samples(NamedTuple):
+    """Generated images of one (setting, sampler): their groups (class or caption id) and whether each
+    was judged to follow its condition (NaN where there is none)."""
+
+    images: torch.Tensor  # [batch channel height width]
+    groups: np.ndarray
+    correct: np.ndarray
+
+
 def sampler_comparison(samples: dict, means: dict, real: dict) -> pd.DataFrame:
     """Diversity, distance to the data mean and adherence for every (setting, sampler).
 
-    ``samples[(setting, sampler)] = (images, groups, correct)``; ``means[setting]`` maps a
+    ``samples[(setting, sampler)]`` is a :class:`Samples`; ``means[setting]`` maps a
     group to its real mean image; ``real[setting] = (images, groups)`` adds the real data
     as a reference row (adherence left empty).
     """

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from analyses.diffusion.clip import direction_cosines, hat_direction_by_shape, zero_shot_accuracy
-from analyses.diffusion.metrics import shape_adherence
+from analyses.diffusion.metrics import Judges, shape_adherence
 from analyses.diffusion.plots import plot_direction_cosines, plot_guidance, plot_losses, plot_montages, plot_zero_shot
 from analyses.diffusion.sampling import (
-    add_noise_error, digit_accuracy, forward_noising, guidance_effect, guidance_sweep, sample_captions, sample_digits,
-    sampler_comparison,
+    Samples, add_noise_error, digit_accuracy, forward_noising, guidance_effect, guidance_sweep, sample_captions,
+    sample_digits, sampler_comparison,
 )
 from models.data.shapes import ATTRIBUTES, make_shapes
 from models.train import TrainConfig
@@ -54,24 +54,24 @@ def noising_section(report, config, s) -> None:
                    "forward_noising", "Four real digits and four real shapes (rows) noised to the time step of each column.")
 
 
-def samples_section(report, config, s, classifiers) -> dict:
-    """Samples for every sampler; returns them for the collapse section."""
-    digit_clf, digit_clf_acc, shape_clfs, shape_clf_acc = classifiers
+def samples_section(report, config, s, judges: Judges) -> dict[tuple[str, str], Samples]:
+    """Samples for every (setting, sampler); returns them for the collapse section."""
+    digit_clf, digit_clf_acc, shape_clfs, shape_clf_acc = judges.digit, judges.digit_accuracy, judges.shapes, judges.shape_accuracy
     per = config.samples_per_class
     samples = {}
     for sampler in SAMPLERS:
         images, labels = sample_digits(s.digits_ddpm, per, sampler, seed=config.seed + 10)
-        samples[("digits | class", sampler)] = (images, labels, digit_accuracy(digit_clf, images, labels))
+        samples[("digits | class", sampler)] = Samples(images, labels, digit_accuracy(digit_clf, images, labels))
     for sampler in ("ddpm", "ddpm_no_noise"):
         images, labels = sample_digits(s.digits_ddpm, per, sampler, seed=config.seed + 11, conditional=False)
-        samples[("digits | none", sampler)] = (images, np.zeros_like(labels), np.full(len(labels), np.nan))
+        samples[("digits | none", sampler)] = Samples(images, np.zeros_like(labels), np.full(len(labels), np.nan))
     for sampler in SAMPLERS:
         images, attributes = sample_captions(s.shapes_ddpm, config.samples_per_caption, sampler, seed=config.seed + 12)
         correct = shape_adherence(shape_clfs, images, attributes)
-        samples[("shapes | caption", sampler)] = (images, attributes["caption_id"].to_numpy(), correct["caption"].to_numpy())
+        samples[("shapes | caption", sampler)] = Samples(images, attributes["caption_id"].to_numpy(), correct["caption"].to_numpy())
         if sampler == "ddpm":
             shape_correct = correct
-    digit_rate = float(samples[("digits | class", "ddpm")][2].mean())
+    digit_rate = float(samples[("digits | class", "ddpm")].correct.mean())
     shape_rate = float(shape_correct["caption"].mean())
     report.headline("digits_recognised", digit_rate, "stochastic-DDPM digits read as the requested class by an independent SVM (chance 0.1)")
     report.headline("shapes_caption_recognised", shape_rate, "stochastic-DDPM shapes with all five attributes as captioned (chance 1/48)")
@@ -85,10 +85,10 @@ def samples_section(report, config, s, classifiers) -> dict:
         f"show all five captioned attributes (chance {pct(1 / 48)}); per attribute: "
         + ", ".join(f"{a} {pct(shape_correct[a].mean())}" for a in ATTRIBUTES) + "."))
     section.table(shape_clf_acc, "classifier_accuracy", "held-out accuracy of the independent shape classifiers (real images)")
-    images = samples[("digits | class", "ddpm")][0][:, 0].reshape(10, per, 8, 8)[:, :10]
+    images = samples[("digits | class", "ddpm")].images[:, 0].reshape(10, per, 8, 8)[:, :10]
     section.figure(plot_montages([("stochastic DDPM, no guidance", images)], row_labels=[f"class {k}" for k in range(10)]),
                    "digit_samples", "Generated digits, one row per requested class.")
-    first = samples[("shapes | caption", "ddpm")][0][:, 0].reshape(48, config.samples_per_caption, 16, 16)[:, 0].reshape(6, 8, 16, 16)
+    first = samples[("shapes | caption", "ddpm")].images[:, 0].reshape(48, config.samples_per_caption, 16, 16)[:, 0].reshape(6, 8, 16, 16)
     rows, cols = caption_grid_labels()
     section.figure(plot_montages([("one sample per caption", first)], row_labels=rows, col_labels=[cols], tile_inches=0.7),
                    "caption_samples", "One generated shape per caption: the row gives size and shape, the column fill, "
@@ -135,7 +135,7 @@ def collapse_section(report, config, s, samples) -> None:
         "*Result:* " + "; ".join(sentences) + ". " + explanation))
     section.table(table, "sampler_comparison", "per setting and sampler: diversity, distance to the data mean, classifier adherence (real data for reference)")
     per = config.samples_per_class
-    panels = [(SAMPLERS[k], samples[("digits | class", k)][0][:, 0].reshape(10, per, 8, 8)[:, :8]) for k in SAMPLERS]
+    panels = [(SAMPLERS[k], samples[("digits | class", k)].images[:, 0].reshape(10, per, 8, 8)[:, :8]) for k in SAMPLERS]
     panels.append(("real class mean", torch.stack([means["digits | class"][k][0] for k in range(10)])[:, None]))
     numbers = ", ".join(f"{SAMPLERS[k]}: diversity {get('digits | class', k, 'diversity'):.2f}, to mean {get('digits | class', k, 'distance_to_mean'):.2f}" for k in SAMPLERS)
     section.figure(plot_montages(panels, row_labels=[f"class {k}" for k in range(10)], title="Same network, same start, three samplers"),
