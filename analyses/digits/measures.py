@@ -33,6 +33,12 @@ def confusion(net: Network, x: Float[Tensor, "batch pixel"], labels: Tensor) -> 
     return pd.DataFrame([{"true": t, "predicted": p, "count": int(counts[t, p])} for t in range(10) for p in range(10)])
 
 
+def confusions(networks: dict[str, Network], x: Float[Tensor, "batch pixel"], labels: Tensor) -> pd.DataFrame:
+    """:func:`confusion` of every network, with its ``variant`` label."""
+    return pd.concat([confusion(net, x, labels).assign(variant=label) for label, net in networks.items()],
+                     ignore_index=True)
+
+
 def first_layer_weights(net: Network, height: int, width: int) -> pd.DataFrame:
     """The first layer's weights as images: one row per (neuron, row, col)."""
     W = net.weights[0].detach().double().cpu().numpy()
@@ -128,6 +134,18 @@ def noise_confidence(net: Network, x_digits: Float[Tensor, "batch pixel"], n_noi
     return pd.DataFrame(rows)
 
 
+def confidence_summary(confidences: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and input (noise or digits): the median top-output confidence and the share above 0.9."""
+    return confidences.groupby(["variant", "input"], sort=False)["confidence"].agg(
+        median="median", above_0_9=lambda c: float((c > 0.9).mean())).reset_index()
+
+
+def favourite_answer(confidences: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per variant, the digit it most often answers to uniform noise, and the share of noise images it goes to."""
+    noise = confidences[confidences["input"] == "uniform noise"].groupby("variant", sort=False)["predicted"]
+    return noise.agg(lambda p: p.value_counts().index[0]), noise.agg(lambda p: p.value_counts(normalize=True).iloc[0])
+
+
 def noise_images(n: int, n_pixels: int, seed: int) -> Tensor:
     """The first ``n`` noise images :func:`noise_confidence` draws with the same seed."""
     return torch.rand(n, n_pixels, generator=torch.Generator().manual_seed(seed))
@@ -211,3 +229,28 @@ def fire_together(net: Network, x: Tensor, y: Tensor, eta: float) -> tuple[pd.Da
             keep = torch.randperm(len(frame), generator=generator)[:1500].numpy()
             points.append(frame.iloc[keep].assign(layer=l, receiving_end=which))
     return pd.DataFrame(stats), pd.concat(points, ignore_index=True)
+
+
+def untrained_twin(net: Network, seed: int) -> Network:
+    """A network of the same shape, activation, cost and dtype, freshly initialised from ``seed``."""
+    return Network(net.sizes, activation=net.activation, cost=net.cost_name, seed=seed, dtype=net.dtype)
+
+
+def bang_before_and_after(networks: dict[str, Network], x: Tensor, y: Tensor, etas: dict[str, float],
+                          top_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`bang_for_the_buck` of each network and of its untrained twin (``stage`` initial / trained):
+    the cumulative curves and one summary row per (variant, stage)."""
+    curves, rows = [], []
+    for label, net in networks.items():
+        for stage, subject in (("initial", untrained_twin(net, seed)), ("trained", net)):
+            curve, summary = bang_for_the_buck(subject, x, y, etas[label], top_fraction)
+            curves.append(curve.assign(variant=label, stage=stage))
+            rows.append({"variant": label, "stage": stage, **summary})
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(rows)
+
+
+def fire_before_and_after(net: Network, x: Tensor, y: Tensor, eta: float, seed: int
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`fire_together` of the untrained twin and of ``net`` (``stage``), and the untrained one's points."""
+    (initial, points), (trained, _) = (fire_together(subject, x, y, eta) for subject in (untrained_twin(net, seed), net))
+    return pd.concat([initial.assign(stage="initial"), trained.assign(stage="trained")], ignore_index=True), points

@@ -15,7 +15,7 @@ def _pct(x: float) -> str:
 
 
 def accuracy(report: Report, config: Config, history: pd.DataFrame, runs: pd.DataFrame,
-                      summary: pd.DataFrame) -> None:
+             summary: pd.DataFrame) -> None:
     targets = {SIGMOID: 0.95, RELU: 0.96}
     lines = []
     for row in summary.itertuples():
@@ -48,8 +48,7 @@ def accuracy(report: Report, config: Config, history: pd.DataFrame, runs: pd.Dat
 
 
 def confusion(report: Report, data, main: dict[str, Network]) -> None:
-    frames = [measures.confusion(net, data.x_test, data.y_test).assign(variant=label) for label, net in main.items()]
-    table = pd.concat(frames, ignore_index=True)
+    table = measures.confusions(main, data.x_test, data.y_test)
     errors = table[table["true"] != table["predicted"]]
     top = plots.most_frequent_mistakes(table)
 
@@ -105,14 +104,9 @@ def weights(report: Report, data, net: Network, seed: int) -> None:
 
 
 def noise(report: Report, data, main: dict[str, Network], config: Config) -> None:
-    frames = [measures.noise_confidence(net, data.x_test, config.n_noise, config.seed).assign(variant=label)
-              for label, net in main.items()]
-    table = pd.concat(frames, ignore_index=True)
-    stats = table.groupby(["variant", "input"], sort=False)["confidence"].agg(
-        median="median", above_0_9=lambda c: float((c > 0.9).mean())).reset_index()
-    noise = table[table["input"] == "uniform noise"]
-    favourite = noise.groupby("variant", sort=False)["predicted"].agg(lambda p: p.value_counts().index[0])
-    share = noise.groupby("variant", sort=False)["predicted"].agg(lambda p: p.value_counts(normalize=True).iloc[0])
+    table = pd.concat([measures.noise_confidence(net, data.x_test, config.n_noise, config.seed).assign(variant=label)
+                       for label, net in main.items()], ignore_index=True)
+    stats, favourite, share = measures.confidence_summary(table), *measures.favourite_answer(table)
     lines = []
     for label in main:
         s = stats.set_index(["variant", "input"])
@@ -140,15 +134,8 @@ def noise(report: Report, data, main: dict[str, Network], config: Config) -> Non
 
 def bang(report: Report, data, main: dict[str, Network], config: Config) -> None:
     x, y = data.x_train[:config.step_batch_size], one_hot(data.y_train[:config.step_batch_size], dtype=data.x_train.dtype)
-    curves, rows = [], []
-    for label, net in main.items():
-        fresh = Network(net.sizes, activation=net.activation, cost=net.cost_name, seed=config.seed, dtype=net.dtype)
-        eta = config.variants()[label]["eta"]
-        for stage, subject in (("initial", fresh), ("trained", net)):
-            curve, summary = measures.bang_for_the_buck(subject, x, y, eta, config.top_fraction)
-            curves.append(curve.assign(variant=label, stage=stage))
-            rows.append({"variant": label, "stage": stage, **summary})
-    table = pd.DataFrame(rows)
+    etas = {label: v["eta"] for label, v in config.variants().items()}
+    curves, table = measures.bang_before_and_after(main, x, y, etas, config.top_fraction, config.seed)
     k = int(table["top_k"].iloc[0])
     lines = [f"- {r.variant}, {r.stage}: first order {_pct(r.first_order_share)}, measured {_pct(r.actual_share)}"
              for r in table.itertuples()]
@@ -165,7 +152,7 @@ def bang(report: Report, data, main: dict[str, Network], config: Config) -> None
         "with only those parameters moved, divided by the decrease of the full step):\n\n" + "\n".join(lines)
         + "\n\nUniform importance would give " + _pct(k / int(table["parameters"].iloc[0])) + ". Where the measured "
         "share departs from the first-order one, the step is large enough for curvature to matter.")
-    section.figure(plots.plot_bang_for_the_buck(pd.concat(curves, ignore_index=True), config.top_fraction),
+    section.figure(plots.plot_bang_for_the_buck(curves, config.top_fraction),
                    "bang_for_the_buck", "Cumulative share of the first-order cost decrease against the fraction of "
                    f"parameters moved, largest |gradient| first; the vertical line marks {_pct(config.top_fraction)}.")
     section.table(table, "bang_for_the_buck", "Top-fraction share of one step's cost decrease.")
@@ -173,16 +160,7 @@ def bang(report: Report, data, main: dict[str, Network], config: Config) -> None
 
 def fire(report: Report, data, main: dict[str, Network], config: Config) -> None:
     x, y = data.x_train[:config.step_batch_size], one_hot(data.y_train[:config.step_batch_size], dtype=data.x_train.dtype)
-    net = main[SIGMOID]
-    fresh = Network(net.sizes, activation=net.activation, cost=net.cost_name, seed=config.seed, dtype=net.dtype)
-    eta = config.variants()[SIGMOID]["eta"]
-    frames, points = [], None
-    for stage, subject in (("initial", fresh), ("trained", net)):
-        stats, pts = measures.fire_together(subject, x, y, eta)
-        frames.append(stats.assign(stage=stage))
-        if stage == "initial":
-            points = pts
-    table = pd.concat(frames, ignore_index=True)
+    table, points = measures.fire_before_and_after(main[SIGMOID], x, y, config.variants()[SIGMOID]["eta"], config.seed)
     wanted = table[table["receiving_end"] == "wanted"].set_index("stage")["pearson_update"]
     hidden = table[(table["receiving_end"] == "actual")].set_index(["stage", "layer"])["spearman_abs_update"]
     report.headline("wire_together_r_initial", round(float(wanted["initial"]), 3),
