@@ -31,9 +31,13 @@ class GatedMLP(nn.Module):
             raise ValueError("GatedMLP needs cfg.d_mlp; an attention-only config (d_mlp=None) has no MLP.")
         self.cfg = cfg
         self.act = ACTIVATIONS[cfg.act_fn]
-        self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
-        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
-        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        # Each stored output-major, as transposed views (shapes and names as TransformerLens's; state
+        # dicts, in-place edits and safetensors files unchanged): a generation step's matmuls, a few rows
+        # tall, then read every output's weights contiguously, as Hugging Face's Linear does, which on
+        # SmolLM2 made a step of 4 prompts 11% faster than input-major weights did.
+        self.W_gate = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model).T)
+        self.W_in = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model).T)
+        self.W_out = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp).T)
         if cfg.use_bias:
             self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
             self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
