@@ -25,7 +25,8 @@ import einops
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from models.train import TrainConfig, cosine_annealing, train
 
 
 class SparseAutoencoder(nn.Module):
@@ -75,7 +76,8 @@ def train_sae(
     """Fit a sparse autoencoder to ``activations`` (rows are samples).
 
     Loss: mean squared reconstruction error (summed over ``d_in``) plus, for
-    ``penalty="l1"``, ``l1_coefficient · Σ_a f_a ||W_dec,a||``. Adam with a cosine schedule.
+    ``penalty="l1"``, ``l1_coefficient · Σ_a f_a ||W_dec,a||``. Adam with a cosine schedule, in
+    :func:`models.train.train`; torch's global RNG is seeded with ``seed``.
     """
     if activations.ndim != 2 or activations.shape[0] < 2:
         raise ValueError(f"activations must be [batch d_in] with batch >= 2, got {tuple(activations.shape)}")
@@ -88,19 +90,23 @@ def train_sae(
     sae = SparseAutoencoder(activations.shape[1], d_sae, k=k if penalty == "topk" else None)
     with torch.no_grad():
         sae.b_dec.copy_(activations.median(dim=0).values)  # start the bias at the data's centre
-    optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
     generator = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(steps), disable=not progress, desc="sae", leave=False):
-        x = activations[torch.randint(0, activations.shape[0], (batch_size,), generator=generator)]
+
+    def batches(step: int) -> Tensor:  # from one generator, in order: no checkpoints, so no resume
+        return activations[torch.randint(0, activations.shape[0], (batch_size,), generator=generator)]
+
+    def loss_fn(sae: SparseAutoencoder, x: Tensor) -> Tensor:
         reconstruction, latents = sae(x)
         loss = ((reconstruction - x) ** 2).sum(-1).mean()
         if penalty == "l1":
             loss = loss + l1_coefficient * (latents * sae.W_dec.norm(dim=1)).sum(-1).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        return loss
+
+    if steps:
+        # AdamW without weight decay is Adam; the cosine schedule is torch's CosineAnnealingLR.
+        cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.0, min_lr_ratio=0.0,
+                          grad_clip=None, seed=seed, threads=None)
+        train(sae, batches, loss_fn, cfg, learning_rates=cosine_annealing(lr, steps), progress=progress, desc="sae")
     return sae.eval()
 
 

@@ -52,11 +52,21 @@ written under a temporary name and renamed into place, so an interrupt (Ctrl-C i
 never leaves a half-written checkpoint: the last good one stays. ``train`` called again
 with the same arguments resumes from the latest one and ends with bit-identical weights
 to a run that was never interrupted.
+
+**Other recipes.** The toy models (:func:`models.toy.train_toy`) and the sparse autoencoders
+(:func:`interp.sae.train_sae`) run through this loop too, with three keyword arguments of
+``train``: ``optimizer`` (the toy models' fused AdamW over both stacked parameters),
+``learning_rates`` (:func:`cosine_annealing`: torch's ``CosineAnnealingLR``, the rates they
+were trained with) and ``hand_gradients`` (``loss_fn`` writes each ``.grad`` itself: the toy
+models' backward pass is written out, several times faster than autograd). They are
+arguments, not ``TrainConfig`` fields, so the configs of every other subject, and with them
+the zoo's cache keys and the saved checkpoints, stay as they were; a resumed run must pass
+the same ones (they are not saved).
 """
 
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +171,29 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def cosine_annealing(lr: float, steps: int) -> list[float]:
+    """Every step's learning rate under ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=steps)``,
+    stepped once per update: the same floats, down towards 0 at step ``steps`` (never reached).
+
+    torch updates the rate from the last one, ``lr_t = (1 + cos(π t/T)) / (1 + cos(π (t-1)/T)) lr_{t-1}``,
+    which rounds differently from its closed form, so this repeats that recursion.
+
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    >>> sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7)
+    >>> torch_rates = []
+    >>> for _ in range(7):
+    ...     torch_rates.append(opt.param_groups[0]["lr"])
+    ...     opt.step()
+    ...     sched.step()
+    >>> cosine_annealing(0.1, 7) == torch_rates
+    True
+    """
+    rates = [lr]
+    for t in range(1, steps):
+        rates.append((1 + math.cos(math.pi * t / steps)) / (1 + math.cos(math.pi * (t - 1) / steps)) * rates[-1])
+    return rates
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (biases and gains are not shrunk)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -201,6 +234,9 @@ def train(
     progress: bool = True,
     model_config: Any = None,
     desc: str = "train",
+    optimizer: torch.optim.Optimizer | None = None,
+    learning_rates: Sequence[float] | None = None,
+    hand_gradients: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place for ``cfg.steps`` updates and return a ``TrainResult``.
 
@@ -209,8 +245,17 @@ def train(
     steps and after the last. ``model_config`` (a dataclass or dict) is saved with each
     checkpoint and must match on resume. With ``resume=False`` an existing checkpoint
     in ``checkpoint_dir`` is ignored (and replaced as the new run saves its own).
+
+    ``optimizer`` replaces ``make_optimizer(model, cfg)`` (the loop sets each group's ``lr``
+    every step); ``learning_rates`` (one per step) replaces ``learning_rate(step, cfg)``. With
+    ``hand_gradients``, ``loss_fn`` sets every trainable parameter's ``.grad`` itself and
+    returns the loss (no graph needed): the loop calls neither ``zero_grad`` nor ``backward``.
     """
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg) if optimizer is None else optimizer
+    if learning_rates is None:
+        learning_rates = [learning_rate(step, cfg) for step in range(cfg.steps)]
+    if len(learning_rates) != cfg.steps:
+        raise ValueError(f"learning_rates has {len(learning_rates)} rates; give one per step (steps={cfg.steps})")
     device = next(model.parameters()).device
     history: list[dict[str, float]] = []
     start, resumed_from, last_saved = 0, None, None
@@ -238,19 +283,21 @@ def train(
         torch.set_num_threads(cfg.threads)  # sums split between threads add up in another order
     try:
         for step in range(start, cfg.steps):
-            lr = learning_rate(step, cfg)
+            lr = learning_rates[step]
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = _to_device(next_batch(step), device)
             loss = loss_fn(model, batch)
-            if not torch.isfinite(loss):
+            value = loss.item()  # one read of the loss (torch.isfinite costs as much as a small model's step)
+            if not math.isfinite(value):
                 raise FloatingPointError(
-                    f"loss is {loss.item()} at step {step}; lower lr (now {lr:.3g}) or "
+                    f"loss is {value} at step {step}; lower lr (now {lr:.3g}) or "
                     "set grad_clip. The last good checkpoint is left as it was."
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            row = {"step": step + 1, "loss": loss.item(), "lr": lr}
+            if not hand_gradients:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            row = {"step": step + 1, "loss": value, "lr": lr}
             if cfg.grad_clip is not None:
                 params = [p for g in optimizer.param_groups for p in g["params"]]
                 row["grad_norm"] = nn.utils.clip_grad_norm_(params, cfg.grad_clip).item()
@@ -261,7 +308,8 @@ def train(
                 row.update(evaluate(model, eval_fn))
             history.append(row)
             bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if progress:  # the formatting costs more than a small model's step
+                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
             if root is not None and (_due(done, cfg.checkpoint_every) or done == cfg.steps):
                 last_saved = done
                 save_checkpoint(root, done, model, optimizer, cfg, history, model_config)

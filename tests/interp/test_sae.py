@@ -38,3 +38,29 @@ def test_bad_input_is_refused():
         SparseAutoencoder(3, 4, k=5)
     with pytest.raises(ValueError):
         max_cosine_similarity(torch.randn(4, 3), torch.randn(2, 5))
+
+
+@pytest.mark.parametrize("penalty", ["l1", "topk"])
+def test_training_through_the_loop_equals_the_plain_loop(penalty):
+    # The weights train_sae gave before it ran through models.train.train, bit for bit.
+    activations = torch.rand(500, 3, generator=torch.Generator().manual_seed(1))
+    ours = train_sae(activations, 8, penalty=penalty, k=2, steps=50, batch_size=64, seed=2)
+    torch.manual_seed(2)
+    sae = SparseAutoencoder(3, 8, k=2 if penalty == "topk" else None)
+    with torch.no_grad():
+        sae.b_dec.copy_(activations.median(dim=0).values)
+    optimizer = torch.optim.Adam(sae.parameters(), lr=3e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=50)
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(50):
+        x = activations[torch.randint(0, 500, (64,), generator=generator)]
+        reconstruction, latents = sae(x)
+        loss = ((reconstruction - x) ** 2).sum(-1).mean()
+        if penalty == "l1":
+            loss = loss + 3e-3 * (latents * sae.W_dec.norm(dim=1)).sum(-1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    for (name, a), b in zip(ours.named_parameters(), sae.parameters()):
+        assert torch.equal(a, b), f"{name}: the loop changed the sparse autoencoder's weights"

@@ -79,3 +79,24 @@ def test_hand_written_gradient_matches_autograd(relu):
     torch.testing.assert_close(ours, loss.detach())
     torch.testing.assert_close(grad_W, model.W.grad)
     torch.testing.assert_close(grad_b, model.b.grad)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_training_through_the_loop_equals_the_plain_loop(relu):
+    # The weights train_toy gave before it ran through models.train.train, bit for bit: the
+    # superposition analysis's figures are compared across runs.
+    kwargs = dict(n_instances=3, steps=60, seed=4, relu=relu, batch_size=256, lr=3e-2)
+    probability = torch.tensor([[1.0], [0.3], [0.05]]).expand(3, 5)
+    importance = torch.rand(3, 5, generator=torch.Generator().manual_seed(0))
+    ours = train_toy(5, 2, probability, importance, **kwargs)
+    torch.manual_seed(4)
+    model = ToyModel(ToyConfig(5, 2, 3, relu))
+    sampler = FeatureSampler(probability.clone(), 4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-2, weight_decay=0.0, fused=True)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=60)
+    for _ in range(60):
+        _, model.W.grad, model.b.grad = _loss_and_grads(
+            model.W.detach(), model.b.detach(), sampler.draw(256), importance, relu)
+        optimizer.step()
+        scheduler.step()
+    assert torch.equal(ours.W, model.W) and torch.equal(ours.b, model.b), "the loop changed the toy models' weights"

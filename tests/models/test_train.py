@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from models import checkpoint as ckpt
-from models.train import TrainConfig, latest_checkpoint, learning_rate, train
+from models.train import TrainConfig, cosine_annealing, latest_checkpoint, learning_rate, train
 
 D_VOCAB = 11
 
@@ -214,3 +214,52 @@ def test_two_runs_on_two_threads_end_bit_identical():
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0]), (
         "same seed, different weights: a kernel in the training step is not deterministic")
     assert not torch.are_deterministic_algorithms_enabled(), "train must restore the caller's setting"
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 500])
+def test_cosine_annealing_gives_torchs_cosine_annealing_rates_exactly(steps):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.03)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    assert cosine_annealing(0.03, steps) == rates, "should repeat torch's recursion float for float"
+
+
+def test_hand_gradients_train_as_autograd_does():
+    # loss_fn writes each .grad itself (here with torch.autograd.grad) and returns the loss:
+    # the loop must then neither zero nor overwrite those gradients.
+    def by_hand(model, batch):
+        loss = loss_fn(model, batch)
+        for p, g in zip(model.parameters(), torch.autograd.grad(loss, list(model.parameters()))):
+            p.grad = g
+        return loss.detach()
+
+    autograd = train(fresh_model(), batches, loss_fn, CFG, progress=False)
+    hand = train(fresh_model(), batches, by_hand, CFG, hand_gradients=True, progress=False)
+    for (name, a), b in zip(autograd.model.named_parameters(), hand.model.parameters()):
+        assert torch.equal(a, b), f"{name}: hand-written gradients should give the same update as backward()"
+    assert hand.history == autograd.history
+
+
+def test_a_given_optimizer_and_learning_rates_are_used():
+    cfg = TrainConfig(steps=5, lr=0.1, grad_clip=None)
+    rates = [0.1, 0.05, 0.0, 0.2, 0.01]
+    model = fresh_model()
+    ours = train(model, batches, loss_fn, cfg, optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
+                 learning_rates=rates, progress=False)
+    reference = fresh_model()
+    torch.manual_seed(cfg.seed)  # as train does, for the dropout
+    sgd = torch.optim.SGD(reference.parameters(), lr=1.0)
+    for step, lr in enumerate(rates):
+        sgd.param_groups[0]["lr"] = lr
+        sgd.zero_grad()
+        loss_fn(reference, batches(step)).backward()
+        sgd.step()
+    assert [row["lr"] for row in ours.history] == rates
+    for (name, a), b in zip(ours.model.named_parameters(), reference.parameters()):
+        assert torch.equal(a, b), f"{name}: train should step the optimizer it was given at the given rates"
+    with pytest.raises(ValueError, match="one per step"):
+        train(fresh_model(), batches, loss_fn, cfg, learning_rates=rates[:4], progress=False)
