@@ -58,7 +58,7 @@ to a run that was never interrupted.
 ``train``: ``optimizer`` (the toy models' fused AdamW over both stacked parameters),
 ``learning_rates`` (:func:`cosine_annealing`: torch's ``CosineAnnealingLR``, the rates they
 were trained with) and ``hand_gradients`` (``loss_fn`` writes each ``.grad`` itself: the toy
-models' backward pass is written out, several times faster than autograd). They are
+models' backward pass is written out: no autograd graph per step). They are
 arguments, not ``TrainConfig`` fields, so the configs of every other subject, and with them
 the zoo's cache keys and the saved checkpoints, stay as they were; a resumed run must pass
 the same ones (they are not saved).
