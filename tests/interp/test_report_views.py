@@ -1,4 +1,4 @@
-"""A report figure's interactive version (interp/report_views.py): figures/<name>.html, the Markdown link,
+"""A report figure's interactive version (interp/report/views.py): figures/<name>.html, the Markdown link,
 the views inline in report.html (script and style once, nothing fetched), and the page in Debian's chromium
 with every non-file request refused."""
 
