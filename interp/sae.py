@@ -26,7 +26,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from models.train import TrainConfig, cosine_annealing, train
+from models.schedules import cosine_annealing
+from models.train import TrainConfig, train
 
 
 class SparseAutoencoder(nn.Module):

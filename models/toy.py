@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 from transformer_lens import HookedRootModule
 
-from models.train import TrainConfig, cosine_annealing, train
+from models.schedules import cosine_annealing
+from models.train import TrainConfig, train
 
 
 @dataclass(frozen=True)

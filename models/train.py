@@ -56,7 +56,7 @@ to a run that was never interrupted.
 **Other recipes.** The toy models (:func:`models.toy.train_toy`) and the sparse autoencoders
 (:func:`interp.sae.train_sae`) run through this loop too, with three keyword arguments of
 ``train``: ``optimizer`` (the toy models' fused AdamW over both stacked parameters),
-``learning_rates`` (:func:`cosine_annealing`: torch's ``CosineAnnealingLR``, the rates they
+``learning_rates`` (:func:`models.schedules.cosine_annealing`: torch's ``CosineAnnealingLR``, the rates they
 were trained with) and ``hand_gradients`` (``loss_fn`` writes each ``.grad`` itself: the toy
 models' backward pass is written out: no autograd graph per step). They are
 arguments, not ``TrainConfig`` fields, so the configs of every other subject, and with them
@@ -78,6 +78,7 @@ from tqdm.auto import tqdm
 from models.run_checkpoints import (  # noqa: F401  (latest_checkpoint, save_checkpoint: public here too)
     latest_checkpoint, remove_temporaries, restore, save_checkpoint, step_name,
 )
+from models.schedules import learning_rate
 
 
 @dataclass(frozen=True)
@@ -149,49 +150,6 @@ class TrainConfig:
              f"threads must be an int >= 1 or None (the caller's count), got {self.threads!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
-
-
-# Fields that only say how often to save: changing them between an interrupted run and
-# its resumption does not change the weights, so a resume need not refuse.
-
-
-def learning_rate(step: int, cfg: TrainConfig) -> float:
-    """The learning rate for the update at 0-based ``step``: linear warm-up, then cosine.
-
-    >>> cfg = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.0)
-    >>> learning_rate(0, cfg), learning_rate(9, cfg), learning_rate(99, cfg)
-    (0.1, 1.0, 0.0)
-    """
-    if step < cfg.warmup_steps:
-        # (step + 1) so that the first update is not wasted at lr 0.
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    decay_steps = cfg.steps - cfg.warmup_steps - 1
-    progress = min(1.0, (step - cfg.warmup_steps) / decay_steps) if decay_steps > 0 else 0.0
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def cosine_annealing(lr: float, steps: int) -> list[float]:
-    """Every step's learning rate under ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=steps)``,
-    stepped once per update: the same floats, down towards 0 at step ``steps`` (never reached).
-
-    torch updates the rate from the last one, ``lr_t = (1 + cos(π t/T)) / (1 + cos(π (t-1)/T)) lr_{t-1}``,
-    which rounds differently from its closed form, so this repeats that recursion.
-
-    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    >>> sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7)
-    >>> torch_rates = []
-    >>> for _ in range(7):
-    ...     torch_rates.append(opt.param_groups[0]["lr"])
-    ...     opt.step()
-    ...     sched.step()
-    >>> cosine_annealing(0.1, 7) == torch_rates
-    True
-    """
-    rates = [lr]
-    for t in range(1, steps):
-        rates.append((1 + math.cos(math.pi * t / steps)) / (1 + math.cos(math.pi * (t - 1) / steps)) * rates[-1])
-    return rates
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from models import checkpoint as ckpt
-from models.train import TrainConfig, cosine_annealing, latest_checkpoint, learning_rate, train
+from models.schedules import cosine_annealing, learning_rate
+from models.train import TrainConfig, latest_checkpoint, train
 
 D_VOCAB = 11
 
