@@ -72,13 +72,16 @@ class Transformer(TransformerLensSurface, HookedRootModule):
     def init_weights(self) -> None:
         """GPT-2 initialisation: weights ~ N(0, init_range), biases 0, LN gains 1; seeded by ``cfg.seed``.
 
-        A private generator keeps the global torch RNG untouched.
+        A private generator keeps the global torch RNG untouched. Each weight is drawn as a contiguous
+        tensor of its shape, so a parameter stored transposed (GatedMLP's) gets the same values a
+        row-major one would: the storage layout never changes the weights a seed gives.
         """
         generator = torch.Generator().manual_seed(self.cfg.seed) if self.cfg.seed is not None else None
         for name, param in self.named_parameters():
             leaf = name.rsplit(".", 1)[-1].lstrip("_")  # _W_K, _W_V: grouped key/value heads
-            if leaf.startswith("W_"):
-                param.normal_(0.0, self.cfg.init_range, generator=generator)
+            if leaf.startswith("W_"):  # drawn in the logical (row-major) order, whatever the storage layout
+                draw = torch.empty(param.shape, dtype=param.dtype).normal_(0.0, self.cfg.init_range, generator=generator)
+                param.copy_(draw)
             elif leaf == "w":
                 param.fill_(1.0)
             else:

@@ -133,6 +133,19 @@ def test_seed_makes_init_reproducible():
     assert torch.equal(a.W_E, b.W_E) and not torch.equal(a.W_E, c.W_E)
 
 
+def test_storage_layout_never_changes_the_weights_a_seed_draws():
+    """GatedMLP stores its weights transposed; each weight is still N(0, init_range) drawn row-major in
+    parameter order, as a plain generator gives them (the reference below), so a seed means one model."""
+    cfg = small_config(normalization="RMS", positional_embedding="rotary", gated_mlp=True, act_fn="silu")
+    model = Transformer(cfg)
+    assert not model.blocks[0].mlp.W_in.is_contiguous(), "the test needs a transposed parameter"
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for name, param in model.named_parameters():
+        if name.rsplit(".", 1)[-1].lstrip("_").startswith("W_"):
+            expected = torch.empty(param.shape).normal_(0.0, cfg.init_range, generator=generator)
+            assert torch.equal(param, expected), name
+
+
 def test_tied_embeddings_share_weights(tokens):
     model = Transformer(small_config(tied_embeddings=True))
     assert "unembed.W_U" not in dict(model.named_parameters())
