@@ -82,6 +82,8 @@ SUBJECTS: dict[str, str] = {
     "shapes_clip": "models.diffusion_subjects:shapes_clip",
     "shapes_ddpm": "models.diffusion_subjects:shapes_ddpm",
     "smollm2": "models.smollm2:smollm2",
+    "toy_model": "models.toy_subjects:toy_model",
+    "toy_sae": "models.toy_subjects:toy_sae",
 }
 
 _REGISTERED: dict[str, Callable[..., "Recipe"]] = {}
