@@ -4,7 +4,10 @@
     >>> choose_threads(3)                   # an explicit request wins
     3
     >>> n = choose_threads()                # else $INTERP_THREADS, else the CPUs free for this process
-    >>> apply_threads(n)                    # doctest: +SKIP
+    >>> before = apply_threads(n)           # torch's intra-op count (and BLAS pools) set; the old count back
+    >>> import torch; torch.get_num_threads() == n
+    True
+    >>> _ = apply_threads(before)           # as it was
 
 Why: torch starts one intra-op thread per core and splits each operation between them, every
 thread waiting for the slowest. Beside other CPU-bound processes the cores are oversubscribed,

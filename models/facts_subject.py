@@ -162,8 +162,12 @@ def complete(model: Transformer, prompt: str, max_new_tokens: int = 8, temperatu
 
     The people are procedural (no "michael jordan"); ask about one the corpus has:
 
-    >>> person = corpus_of(model).people[0]                                     # doctest: +SKIP
-    >>> complete(model, f"question : which sport does {person.name} play ? answer :")  # doctest: +SKIP
+    >>> from models import zoo
+    >>> model = zoo.load("facts", quick=True)        # trained on first use, then read from the cache
+    >>> person = corpus_of(model).people[0]
+    >>> person.name, dict(person.attributes)["sport"]
+    ('thomas dubois', 'hockey')
+    >>> complete(model, f"question : which sport does {person.name} play ? answer :")
     'hockey .'
 
     A prompt with words the subject's vocabulary lacks raises ``ValueError`` naming them

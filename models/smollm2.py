@@ -10,8 +10,8 @@ tokens). The weights are the 4-bit quantised ones, dequantised: results on this 
 are results on the quantised SmolLM2, not on the original bfloat16 release.
 
     >>> from models import zoo
-    >>> model = zoo.load("smollm2")                    # doctest: +SKIP
-    >>> model.generate("The capital of France is the city of", max_new_tokens=1, temperature=0)  # doctest: +SKIP
+    >>> model = zoo.load("smollm2")
+    >>> model.generate("The capital of France is the city of", max_new_tokens=1, temperature=0)
     'The capital of France is the city of Paris'
 
 The first ``zoo.load("smollm2")`` converts (about 30 s) and caches safetensors plus a JSON

@@ -93,7 +93,14 @@ def _run(model: Any, tokens: Tensor, names: list[str]) -> dict[str, Tensor]:
 def attention(model: Any, prompt_or_tokens: Prompt, layers: Optional[Sequence[int]] = None) -> View:
     """The attention pattern of every head, picked by layer and head.
 
-        >>> attention(model, "hello world", layers=[0])   # doctest: +SKIP
+        >>> from models.transformer import Transformer, TransformerConfig
+        >>> from models.transformer.tokenizer import CharTokenizer
+        >>> tokenizer = CharTokenizer.from_corpus("hello world")
+        >>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32,
+        ...                                       d_vocab=tokenizer.d_vocab, n_ctx=16), tokenizer=tokenizer)
+        >>> view = attention(model, "hello world", layers=[0])
+        >>> view.data["layer_labels"], view.data["tokens"][:3], len(view.data["patterns"][0])   # 2 heads
+        (['0'], ['<bos>', 'h', 'e'], 2)
 
     Reads ``blocks.{L}.attn.hook_pattern`` ``[batch head_index query_pos key_pos]`` for each
     layer in ``layers`` (default all); rows are the query tokens, columns the key tokens.
@@ -122,8 +129,17 @@ def token_values(
 ) -> View:
     """The prompt's tokens coloured by one neuron, or by the projection onto a direction.
 
-        >>> token_values(model, "hello", "blocks.0.mlp.hook_post", index=3)                  # doctest: +SKIP
-        >>> token_values(model, "hello", "blocks.1.hook_resid_post", direction=model.W_U[:, 7])  # doctest: +SKIP
+        >>> from models.transformer import Transformer, TransformerConfig
+        >>> from models.transformer.tokenizer import CharTokenizer
+        >>> tokenizer = CharTokenizer.from_corpus("hello world")
+        >>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32,
+        ...                                       d_vocab=tokenizer.d_vocab, n_ctx=16), tokenizer=tokenizer)
+        >>> view = token_values(model, "hello", "blocks.0.mlp.hook_post", index=3)      # neuron 3 of layer 0
+        >>> view.data["label"], len(view.data["values"])                               # one value per token
+        ('blocks.0.mlp.hook_post[3]', 6)
+        >>> view = token_values(model, "hello", "blocks.1.hook_resid_post", direction=model.W_U[:, 7])
+        >>> view.data["label"]
+        'blocks.1.hook_resid_post · direction'
 
     The activation at ``hook_name`` must be one vector per position (``[batch pos d]``);
     ``index`` picks entry ``d``, ``direction`` (``[d]``) takes the dot product. Give exactly one.
@@ -155,7 +171,14 @@ def token_values(
 def logit_lens(model: Any, prompt_or_tokens: Prompt, k: int = 1) -> View:
     """The logit lens: the most probable next token read from the residual stream after each block.
 
-        >>> logit_lens(model, "hello world", k=3)    # doctest: +SKIP
+        >>> from models.transformer import Transformer, TransformerConfig
+        >>> from models.transformer.tokenizer import CharTokenizer
+        >>> tokenizer = CharTokenizer.from_corpus("hello world")
+        >>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32,
+        ...                                       d_vocab=tokenizer.d_vocab, n_ctx=16), tokenizer=tokenizer)
+        >>> view = logit_lens(model, "hello world", k=3)
+        >>> view.data["layer_labels"], len(view.data["top_k_tokens"][0][0])   # 3 tokens in each tooltip
+        (['embed', '0', '1'], 3)
 
     Rows follow :func:`interp.lens.lens_labels` (``embed``, then each block); each cell is
     the top token and its probability (:func:`interp.lens.logit_lens`); with ``k > 1`` the
@@ -188,7 +211,9 @@ def heatmap(values: Any, rows: Optional[Sequence[Any]] = None, cols: Optional[Se
             **labels: Optional[str]) -> View:
     """A 2-D tensor or array as a grid with a colour scale (diverging around 0 when it has both signs).
 
-        >>> heatmap(torch.randn(3, 4), ["a", "b", "c"], list("wxyz"), title="demo", value_name="score")   # doctest: +SKIP
+        >>> view = heatmap(torch.randn(3, 4), ["a", "b", "c"], list("wxyz"), title="demo", value_name="score")
+        >>> view.kind, view.data["rows"], view.data["cols"], view.data["title"]
+        ('heatmap', ['a', 'b', 'c'], ['w', 'x', 'y', 'z'], 'demo')
 
     ``rows`` and ``cols`` label the two dims (default their indices); ``labels`` may be
     ``title``, ``row_name``, ``col_name``, ``value_name`` and ``scale`` (``"diverging"`` around 0 or
@@ -217,7 +242,17 @@ def patching(effect: Float[Tensor, "layer pos"], tokens: Sequence[str], title: O
              value_name: str = "effect") -> View:
     """Activation patching's ``[layer pos]`` result (e.g. :func:`interp.patching.activation_patching`) as a heatmap.
 
-        >>> patching(effect, model.to_str_tokens(clean_tokens), title="resid_pre patching")   # doctest: +SKIP
+        >>> from models.transformer import Transformer, TransformerConfig
+        >>> from models.transformer.tokenizer import CharTokenizer
+        >>> tokenizer = CharTokenizer.from_corpus("hello world")
+        >>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32,
+        ...                                       d_vocab=tokenizer.d_vocab, n_ctx=16), tokenizer=tokenizer)
+        >>> from interp.patching import activation_patching
+        >>> clean_tokens, corrupted_tokens = model.to_tokens("hello"), model.to_tokens("world")
+        >>> effect = activation_patching(model, clean_tokens, corrupted_tokens, lambda logits: logits[:, -1, 3].mean())
+        >>> view = patching(effect, model.to_str_tokens(clean_tokens), title="resid_pre patching")
+        >>> view.data["rows"], view.data["cols"]
+        (['layer 0', 'layer 1'], ['<bos>', 'h', 'e', 'l', 'l', 'o'])
 
     Rows are ``layer 0``, ``layer 1``, ...; columns the tokens.
     """
@@ -236,8 +271,17 @@ def tracing(df: Any, kind: Optional[str] = None, tokens: Optional[Sequence[str]]
             title: Optional[str] = None) -> View:
     """One kind of :func:`interp.patching.causal_trace`'s result: indirect effect by layer and position.
 
-        >>> df = causal_trace(model, tokens, subject=(1, 3), answer=answer, noise_std=0.3)   # doctest: +SKIP
-        >>> tracing(df, kind="mlp", tokens=model.to_str_tokens(tokens))                       # doctest: +SKIP
+        >>> from models.transformer import Transformer, TransformerConfig
+        >>> from models.transformer.tokenizer import CharTokenizer
+        >>> tokenizer = CharTokenizer.from_corpus("hello world")
+        >>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32,
+        ...                                       d_vocab=tokenizer.d_vocab, n_ctx=16), tokenizer=tokenizer)
+        >>> from interp.patching import causal_trace
+        >>> tokens = model.to_tokens("hello world")
+        >>> df = causal_trace(model, tokens, subject=(1, 6), answer=3, noise_std=0.3, samples=2, window=1)
+        >>> view = tracing(df, kind="mlp", tokens=model.to_str_tokens(tokens))
+        >>> view.kind, view.data["rows"], len(view.data["cols"])     # layers by positions
+        ('heatmap', ['0', '1'], 12)
 
     ``df`` has columns ``kind layer pos indirect_effect`` and one row per site; ``kind`` may
     be left out when ``df`` holds one kind. Columns are the positions, labelled by

@@ -113,11 +113,29 @@ def one_hot(labels: Int[Tensor, " batch"], n_classes: int = N_CLASSES, dtype: to
     return torch.nn.functional.one_hot(labels.long(), n_classes).to(dtype)
 
 
+def write_idx(path: str | Path, array: np.ndarray) -> None:
+    """Write ``array`` as one IDX file (gzipped when ``path`` ends in ``.gz``), the format :func:`read_idx`
+    and MNIST use: a subset of MNIST, or digits of your own, for :func:`load_mnist`."""
+    array = np.asarray(array)
+    codes = {np.dtype(dtype).newbyteorder(">") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype): code
+             for code, dtype in _IDX_TYPES.items()}
+    big_endian = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    if big_endian not in codes or array.ndim == 0:
+        raise ValueError(f"IDX stores arrays of at least one dimension of uint8, int8, int16, int32, float32 or "
+                         f"float64; got dtype {array.dtype} and shape {array.shape}")
+    header = bytes([0, 0, codes[big_endian], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + array.astype(big_endian).tobytes()
+    Path(path).write_bytes(gzip.compress(data) if str(path).endswith(".gz") else data)
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """The array stored in one IDX file (gzipped or not), checked against its header.
 
-    >>> read_idx("mnist/t10k-labels-idx1-ubyte").shape    # doctest: +SKIP
-    (10000,)
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t10k-labels-idx1-ubyte"
+    >>> write_idx(path, np.array([7, 2, 1], dtype=np.uint8))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
     """
     path = Path(path)
     raw = path.read_bytes()
@@ -162,9 +180,14 @@ def _find(folder: Path, stem: str) -> Path:
 def load_mnist(folder: str | Path, dtype: torch.dtype = torch.float32) -> DigitSplit:
     """Real MNIST from the four IDX files in ``folder``, pixels scaled to [0, 1].
 
-    >>> data = load_mnist("~/data/mnist")      # doctest: +SKIP
-    >>> data.x_train.shape                     # doctest: +SKIP
-    torch.Size([60000, 784])
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())      # real MNIST: the folder of the four downloaded files
+    >>> for split, n in (("train", 5), ("t10k", 3)):   # here 5 + 3 blank 28x28 images, for the example
+    ...     write_idx(folder / f"{split}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), dtype=np.uint8))
+    ...     write_idx(folder / f"{split}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8))
+    >>> data = load_mnist(folder)
+    >>> data.x_train.shape, data.y_test.tolist()
+    (torch.Size([5, 784]), [0, 1, 2])
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():

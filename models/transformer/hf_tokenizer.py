@@ -5,8 +5,9 @@ methods of the same names (as TransformerLens does); this adapter gives a
 ``transformers`` tokenizer those methods, plus left-padded batches with an attention
 mask for generation and the model's chat template.
 
->>> tokenizer = HFTokenizer(hf_tokenizer)                           # doctest: +SKIP
->>> tokenizer.to_str_tokens("The capital of France")                # doctest: +SKIP
+>>> from models import zoo
+>>> tokenizer = zoo.load("smollm2").tokenizer      # HFTokenizer(its transformers tokenizer)
+>>> tokenizer.to_str_tokens("The capital of France")
 ['The', ' capital', ' of', ' France']
 """
 

@@ -1,7 +1,11 @@
 """Sampling continuations from a model with a key/value cache: temperature, top-k, nucleus (top-p),
 a seed for reproducibility, stopping at the end-of-sequence token, batches of prompts of different lengths.
 
->>> out = generate(model, torch.tensor([[1, 5, 7]]), max_new_tokens=4, temperature=0)  # doctest: +SKIP
+>>> from models.transformer import TransformerConfig
+>>> model = Transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32, d_vocab=30, n_ctx=16))
+>>> out = generate(model, torch.tensor([[1, 5, 7]]), max_new_tokens=4, temperature=0)
+>>> out.shape                                        # the prompt, then 4 new tokens
+torch.Size([1, 7])
 
 The prompt runs through the model once; every later step feeds only the newest token, its
 attention reading the earlier positions' keys and values from a cache (the ``attn.hook_rot_k``
@@ -42,11 +46,12 @@ def generate(
 ) -> Union[str, list[str], Int[Tensor, "batch pos"]]:
     """Append up to ``max_new_tokens`` sampled tokens to ``prompt``.
 
-    >>> model = zoo.load("smollm2")                                                # doctest: +SKIP
-    >>> generate(model, "The capital of France is", max_new_tokens=3, temperature=0)  # doctest: +SKIP
-    'The capital of France is Paris.'
-    >>> tokens, mask = model.tokenizer.batch(["Hi", "The sky is"], padding_side="left")  # doctest: +SKIP
-    >>> generate(model, tokens, 8, temperature=0, attention_mask=mask).shape        # doctest: +SKIP
+    >>> from models import zoo
+    >>> model = zoo.load("smollm2")
+    >>> generate(model, "The capital of France is", max_new_tokens=3, temperature=0)
+    'The capital of France is Paris.\\n'
+    >>> tokens, mask = model.tokenizer.batch(["Hi", "The sky is"], padding_side="left")
+    >>> generate(model, tokens, 8, temperature=0, attention_mask=mask).shape
     torch.Size([2, 11])
 
     ``temperature=0`` picks the most likely token; otherwise logits are divided by the
@@ -154,8 +159,9 @@ def sampled_tokens(
 def chat_reply(model: Transformer, messages: list[dict[str, str]], max_new_tokens: int = 256, **sampling: Any) -> str:
     """The assistant's next message in a conversation ``[{"role": ..., "content": ...}, ...]``.
 
-    >>> chat_reply(zoo.load("smollm2"), [{"role": "user", "content": "Hi!"}], temperature=0)  # doctest: +SKIP
-    'Hello! How can I help you today?'
+    >>> from models import zoo
+    >>> chat_reply(zoo.load("smollm2"), [{"role": "user", "content": "Hi!"}], temperature=0)
+    'Hello! How can I assist you today?'
 
     The conversation goes through the model's chat template (``model.tokenizer.chat_prompt``) and
     the reply is generated until the tokenizer's end-of-sequence token, which for an instruct model

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.data.digits import load_digits_split, load_mnist, one_hot, read_idx
+from models.data.digits import load_digits_split, load_mnist, one_hot, read_idx, write_idx
 
 
 def test_default_split_is_fixed_scaled_and_stratified():
@@ -76,6 +76,25 @@ def test_read_idx_other_type_codes(tmp_path):
     array = np.arange(-3, 3, dtype=np.int32).reshape(2, 3)
     (tmp_path / "a").write_bytes(idx_bytes(array, type_code=0x0C))
     np.testing.assert_array_equal(read_idx(tmp_path / "a"), array)
+
+
+@pytest.mark.parametrize("array, type_code", [
+    (np.arange(12, dtype=np.uint8).reshape(3, 4), 0x08),
+    (np.arange(-3, 3, dtype=np.int32).reshape(2, 3), 0x0C),
+    (np.arange(-3, 3, dtype="<i4"), 0x0C),          # little-endian in memory: written big-endian
+])
+def test_write_idx_writes_the_bytes_of_the_format(tmp_path, array, type_code):
+    write_idx(tmp_path / "a", array)
+    assert (tmp_path / "a").read_bytes() == idx_bytes(array, type_code=type_code)
+    write_idx(tmp_path / "a.gz", array)
+    assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == idx_bytes(array, type_code=type_code)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), array)
+
+
+@pytest.mark.parametrize("array", [np.zeros(3, dtype=np.int64), np.array(5, dtype=np.uint8), np.zeros(2, dtype=bool)])
+def test_write_idx_refuses_what_the_format_cannot_hold(tmp_path, array):
+    with pytest.raises(ValueError, match="IDX stores"):
+        write_idx(tmp_path / "a", array)
 
 
 def test_truncated_and_wrong_files_give_clear_errors(tmp_path):
