@@ -10,8 +10,9 @@ The first ``load`` trains the subject, with a message on stderr and a progress b
 later ones read ``model.safetensors`` and ``config.json`` from the cache and check that
 the saved config is the recipe's. The cache folder is ``$INTERP_CACHE`` (default
 ``~/.cache/interp/zoo``); each subject lives in ``<cache>/<name>/<quick|full>-seed<seed>-<hash>/``,
-where the hash covers the recipe's config, so changing a recipe's config trains a new
-model instead of loading a stale one. An interrupted first use resumes from its last
+where the hash covers the recipe's config and the CPU kernels torch runs
+(:func:`models.kernels.kernels`), so changing a recipe's config, or training with other
+kernels, trains a new model instead of loading a stale one. An interrupted first use resumes from its last
 checkpoint on the next ``load``. ``load`` returns the model in eval mode.
 
 **Adding a subject.** Write a *recipe* in your own module: a function
@@ -70,6 +71,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from models import checkpoint as ckpt
+from models.kernels import kernels
 
 # name -> "module:recipe_function". Imported lazily by load(), so subjects' modules can
 # import models.zoo without a cycle. Keep it sorted; for example:
@@ -83,7 +85,7 @@ SUBJECTS: dict[str, str] = {
     "shapes_ddpm": "models.diffusion_subjects:shapes_ddpm",
     "smollm2": "models.smollm2:smollm2",
     "toy_model": "models.toy_subjects:toy_model",
-    "toy_sae": "models.toy_subjects:toy_sae",
+    "toy_sae": "analyses.superposition.subjects:toy_sae",
 }
 
 _REGISTERED: dict[str, Callable[..., "Recipe"]] = {}
@@ -107,7 +109,8 @@ class Recipe:
     trains the model in place, checkpointing into ``checkpoint_dir`` so an interrupted
     first use resumes; if it returns a ``TrainResult``, its history is cached too.
     ``per_preset=False``: the subject is the same whatever ``quick`` and ``seed`` (a converted
-    pretrained model), so one cached copy serves every preset and seed.
+    pretrained model; a toy model, whose options and config say everything, its seed included),
+    so one cached copy serves every preset and seed.
     """
 
     config: Any
@@ -175,10 +178,12 @@ def history(name: str, *, quick: bool = False, seed: int = 0, **options: Any) ->
 
 
 def _subject_dir(name: str, quick: bool, seed: int, config: dict, per_preset: bool = True) -> Path:
+    # the kernels too (models.kernels): weights trained with other kernels are other weights
     if not per_preset:
-        key = json.dumps({"name": name, "config": config}, sort_keys=True)
+        key = json.dumps({"name": name, "config": config, "kernels": kernels()}, sort_keys=True)
         return cache_dir() / name / f"any-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    key = json.dumps({"name": name, "quick": quick, "seed": seed, "config": config}, sort_keys=True)
+    key = json.dumps({"name": name, "quick": quick, "seed": seed, "config": config, "kernels": kernels()},
+                     sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir() / name / f"{'quick' if quick else 'full'}-seed{seed}-{digest}"
 

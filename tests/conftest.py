@@ -13,6 +13,12 @@ if "INTERP_CACHE" not in os.environ:  # at import, before any test module reads 
     os.environ["INTERP_CACHE"] = str(Path(__file__).resolve().parent.parent / ".cache" / "zoo")
     os.environ["INTERP_CACHE_SET_BY_TESTS"] = "1"
 
+# The kernels `interp` runs (models.kernels), chosen before any test runs a torch operation, so that
+# the tests train and compute what the command line does; its subprocesses inherit them.
+from models.kernels import pin_kernels  # noqa: E402
+
+pin_kernels()
+
 
 # Property-based tests (hypothesis): the profiles are in tests/hypothesis_profiles.py
 from tests import hypothesis_profiles  # noqa: E402

@@ -170,6 +170,18 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          f"{len(rp.PRESETS)} x {len(rp.RUNS)} runs", "identical results.json headline figures (timings aside); "
          "`benchmarks/reproducibility.py` measures every analysis",
          ["test_quick_presets_give_the_same_headline_twice_and_on_1_and_2_threads"]),
+        ("reproducibility", "the CPU kernels on machines of our making: x86-64 with AVX512, with AVX2, without AVX2, "
+         "ARM; a user's own ATEN_CPU_CAPABILITY; INTERP_KERNELS=native",
+         f"{_cases(rp.test_kernels_are_pinned_only_on_x86_with_avx2_and_never_over_the_users_settings)}",
+         "ATen, oneDNN and MKL held to AVX2 where the CPU has it, nothing pinned elsewhere or when opted out, "
+         "the user's settings kept", ["test_kernels_are_pinned_only_on_x86_with_avx2_and_never_over_the_users_settings"]),
+        ("reproducibility", "`interp run params` on the pinned kernels and with INTERP_KERNELS=native; the quick "
+         "facts subject's first 12 steps pinned, pinned with MKL told the CPU is AVX2-only, and on torch's own choice",
+         f"{_cases(rp.test_interp_run_records_the_kernels_it_ran_on)} + 3",
+         "results.json names the kernels run; pinned weights equal on both, and different from torch's own choice "
+         "on an AVX512 CPU (the check can fail)",
+         ["test_interp_run_records_the_kernels_it_ran_on",
+          "test_the_pinned_kernels_train_what_torchs_own_choice_trains_on_an_avx2_cpu_and_differ_where_it_chooses_more"]),
         ("sweeps", "a worker process killed (SIGKILL) in the middle of a task, twice in a sweep of 6, on "
          "processes and on Ray", f"{_cases(sw.test_a_killed_worker_has_its_task_run_again)} backends x 2 kills",
          "a new worker runs the task again; every result equal to the serial run's",

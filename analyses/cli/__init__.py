@@ -25,5 +25,8 @@ __all__ = ["BUG_HINT", "INTERRUPTED", "app", "build_config", "main", "run_analys
 
 
 def main() -> None:  # console-script entry point
+    from models.kernels import pin_kernels
+
+    pin_kernels()  # before any torch operation: the same kernels on every x86-64 machine (models.kernels)
     app(prog_name="interp")
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlparse
 
+from models.kernels import pinned_environment
 from interp.parallel.tasks import run_task
 
 RAY_MISSING = "Ray is not installed; install it with: pip install 'ray==2.60.0'"
@@ -60,7 +61,10 @@ def connect(address: str | None, workers: int) -> None:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         check_address(address)
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        # the cluster's workers do not inherit this process's environment: give them its kernels
+        # (models.kernels), so that a task computes what it would compute here
+        ray.init(address=address, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": pinned_environment()})
 
 
 _SHARED: dict[str, Any] = {}  # in a Ray worker: the shared inputs it has read, by object id

@@ -7,6 +7,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from models.kernels import kernels
+
 _VERSIONED_PACKAGES = (
     "torch", "transformer_lens", "transformers", "numpy", "scikit-learn", "pandas",
     "einops", "gensim",
@@ -28,7 +30,8 @@ def package_versions() -> dict[str, str]:
 
 def machine() -> dict[str, Any]:
     """What the numbers were computed on, for ``results.json``: trained subjects and float32 reductions can
-    differ between CPUs whose kernels torch chooses differently (its ``cpu_capability``: AVX2, AVX512, ...)."""
+    differ between CPUs whose kernels torch chooses differently (its ``cpu_capability``: AVX2, AVX512, ...;
+    ``kernels`` adds whether MKL and oneDNN were held to AVX2 too: :mod:`models.kernels`)."""
     import torch
 
     model = ""
@@ -40,7 +43,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         model = platform.processor()
     return {"cpu": model or platform.machine(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "kernels": kernels(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 def subjects(runs: list[dict[str, Any]]) -> list[tuple[str, str, float]]:

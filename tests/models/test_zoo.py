@@ -72,6 +72,19 @@ def test_a_changed_recipe_or_variant_trains_again_and_retrain_forces_it():
     assert len(TRAININGS) == 5
 
 
+def test_weights_trained_with_other_cpu_kernels_are_not_taken_for_these(monkeypatch):
+    from models.kernels import kernels
+
+    zoo.load("line", quick=True)
+    zoo.load("line", quick=True)
+    assert len(TRAININGS) == 1
+    here = zoo.subject_dir("line", quick=True)
+    monkeypatch.setattr(zoo, "kernels", lambda: "AVX512-elsewhere")  # another machine's kernels
+    assert kernels() != "AVX512-elsewhere" and zoo.subject_dir("line", quick=True) != here
+    zoo.load("line", quick=True)
+    assert len(TRAININGS) == 2, "a cache filled by other kernels should train its own copy"
+
+
 def test_a_cached_config_that_differs_is_refused():
     zoo.load("line", quick=True)
     path = zoo.subject_dir("line", quick=True) / "config.json"
