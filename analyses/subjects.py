@@ -49,11 +49,12 @@ def train_missing(requests: list[dict[str, Any]], name: str) -> int:
                                                           seed=int(r["seed"]), **options(r))]
     if missing:
         for request, result in zip(missing, map_tasks(train_subject, missing, name=name)):
-            training = result["training"]
+            training = result["training"]  # None: the worker's cache (maybe another machine's) had it
             if training is not None:
                 zoo.record(training)
-                zoo.store(request["subject"], result["state"], result["history"], training["seconds"],
-                          quick=bool(request.get("quick", False)), seed=int(request["seed"]), **options(request))
+            zoo.store(request["subject"], result["state"], result["history"],  # a no-op where it is cached
+                      training["seconds"] if training else 0.0,
+                      quick=bool(request.get("quick", False)), seed=int(request["seed"]), **options(request))
     return len(missing)
 
 

@@ -146,6 +146,34 @@ def _loss_and_grads(
     return loss, grad_W, grad_b
 
 
+def build_toy(
+    n_features: int,
+    n_hidden: int,
+    feature_probability: float | Sequence[float] | Tensor,
+    importance: float | Sequence[float] | Tensor | None = None,
+    n_instances: int = 1,
+    relu: bool = True,
+) -> ToyModel:
+    """Untrained toy models (Xavier-normal ``W`` from torch's global RNG) that know the distribution
+    they are for: ``model.feature_probability`` and ``model.importance``, both [instances features]
+    (what :func:`evaluate_loss` and :func:`sample_hidden` draw from). Checks the values as
+    :func:`train_toy` does, which calls it."""
+    config = ToyConfig(n_features, n_hidden, n_instances, relu)
+    probability = _per_instance_features(feature_probability, n_instances, n_features, "feature_probability")
+    if not bool(((probability > 0) & (probability <= 1)).all()):
+        raise ValueError(
+            "feature_probability (1 - sparsity) must lie in (0, 1], i.e. sparsity in [0, 1); "
+            f"got values from {probability.min().item():g} to {probability.max().item():g}"
+        )
+    weight = _per_instance_features(1.0 if importance is None else importance, n_instances, n_features, "importance")
+    if not bool((weight >= 0).all()):
+        raise ValueError("importance must be non-negative")
+    model = ToyModel(config)
+    model.feature_probability = probability
+    model.importance = weight
+    return model
+
+
 def train_toy(
     n_features: int,
     n_hidden: int,
@@ -168,20 +196,11 @@ def train_toy(
     cosine-decayed learning rate, as in the paper's notebook, in :func:`models.train.train`
     with the gradients written out by hand. torch's global RNG is seeded with ``seed``.
     """
-    config = ToyConfig(n_features, n_hidden, n_instances, relu)
-    probability = _per_instance_features(feature_probability, n_instances, n_features, "feature_probability")
-    if not bool(((probability > 0) & (probability <= 1)).all()):
-        raise ValueError(
-            "feature_probability (1 - sparsity) must lie in (0, 1], i.e. sparsity in [0, 1); "
-            f"got values from {probability.min().item():g} to {probability.max().item():g}"
-        )
-    weight = _per_instance_features(1.0 if importance is None else importance, n_instances, n_features, "importance")
-    if not bool((weight >= 0).all()):
-        raise ValueError("importance must be non-negative")
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps} and {batch_size}")
     torch.manual_seed(seed)
-    model = ToyModel(config)
+    model = build_toy(n_features, n_hidden, feature_probability, importance, n_instances, relu)
+    probability, weight = model.feature_probability, model.importance
     sampler = FeatureSampler(probability, seed)
 
     def loss_and_grads(model: ToyModel, x: Tensor) -> Tensor:
@@ -198,9 +217,7 @@ def train_toy(
         train(model, lambda step: sampler.draw(batch_size), loss_and_grads, cfg, optimizer=optimizer,
               learning_rates=cosine_annealing(lr, steps), hand_gradients=True, progress=progress,
               desc="toy models")
-    model.feature_probability = probability
-    model.importance = weight
-    model.train_config = {**asdict(config), "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr}
+    model.train_config = {**asdict(model.cfg), "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr}
     return model.eval()
 
 

@@ -90,7 +90,8 @@ def _previous_seconds(out: Path, name: str, preset: str) -> float | None:
         return None
     if results.get("preset") not in (preset, None) or results.get("elapsed_seconds") is None:
         return None
-    return float(results["elapsed_seconds"]) - float(results.get("subject_training_seconds") or 0)
+    # trainings side by side on a sweep's workers may add up to more than the run took
+    return max(0.0, float(results["elapsed_seconds"]) - float(results.get("subject_training_seconds") or 0))
 
 
 def _duration(seconds: float) -> str:
@@ -124,6 +125,7 @@ def run(
     from interp.parallel import check_backend, sweep_settings
     from interp.progress import note, run_log
     from interp.report import write_index
+    from interp.report.index import training_text
     from interp.threads import apply_threads, thread_choice
 
     selected = list(analyses.known()) if names == ["all"] else names
@@ -191,7 +193,7 @@ def run(
             results[name] = report.results()
             trained = results[name]["subject_training_seconds"]
             note(f"[{k}/{len(configs)}] {name}: {folder / 'report.html'} ({report.elapsed_seconds:.1f} s"
-                 f"{f', of which {trained:.0f} s training its subject' if trained else ''})")
+                 f"{', ' + training_text(report.elapsed_seconds, trained) if trained else ''})")
         try:
             index = write_index(out, order=list(analyses.known()))  # after every run, so it is never stale
         except OSError as error:  # the disk filled up during the run: the reports written are complete

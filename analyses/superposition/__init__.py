@@ -16,16 +16,17 @@ import torch
 
 from analyses.superposition.measures import (
     DIMENSIONALITY_MIN_CHUNK, DIMENSIONALITY_TASKS, PLATEAU_POINTS, PLATEAU_TOLERANCE, REPRESENTED, STICKY_TOLERANCE,
-    best_of_seeds, intro_summary, phase_cells, plateau_claim, sticky_counts, sticky_plateau, task_seed,
-    train_dimensionality, train_intro, train_phase, train_sae_task)
+    best_of_seeds, dimensionality_request, intro_request, intro_summary, phase_cells, phase_request, plateau_claim,
+    sticky_counts, sticky_plateau, task_seed, toy_results)
+from analyses.subjects import load, train_missing
 from analyses.superposition.plots import plot_dimensionality, plot_intro, plot_intro_summary, plot_phase, plot_sae
 from interp.markup import literal
-from interp.parallel import map_tasks
 from interp.progress import note
 from interp.report import Report
 from interp.sae import max_cosine_similarity
 from interp.superposition import dimensions_per_feature, superposition_table
-from models.toy import sample_hidden, train_toy
+from models import zoo
+from models.toy_subjects import toy_settings
 
 
 @dataclass(frozen=True)
@@ -76,22 +77,26 @@ class Config:
                    sae_hidden=3, sae_samples=5000, sae_steps=1500, batch_size=512)
 
 
-# The sweeps: each builds its tasks and hands them to map_tasks (looked up here, in the package, where
-# the tests put a recording wrapper); the task functions and the summaries are in measures.py.
+# The sweeps: each builds its zoo requests and hands them to train_missing (looked up here, in the package,
+# where the tests put a recording wrapper), which trains the ones not cached as one map_tasks sweep; then
+# reads every model from the zoo. The requests, what is read from the models and the summaries are in
+# measures.py; the autoencoders' subject is in subjects.py.
 def intro_sweep(config: Config) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
     """5 features (importance 0.9^i) in 2 dims, ReLU across sparsities plus the linear model.
 
     Each sparsity is trained from ``restarts`` random starts and the lowest-loss start kept,
     as the paper does, so a slow start in the dense regime does not pass for the optimum.
-    One task per model, both on the run's seed (as before the sweep ran through map_tasks).
+    One zoo subject per model, both on the run's seed.
     """
     importance = 0.9 ** torch.arange(5.0)
     sparsity = torch.tensor(config.intro_sparsities, dtype=torch.float64)
     models = (("ReLU", True), ("linear", False))
-    tasks = [{"relu": relu, "sparsities": list(config.intro_sparsities), "restarts": config.restarts,
-              "steps": config.intro_steps, "batch_size": config.batch_size, "seed": config.seed} for _, relu in models]
+    requests = [intro_request({"relu": relu, "sparsities": list(config.intro_sparsities), "restarts": config.restarts,
+                               "steps": config.intro_steps, "batch_size": config.batch_size, "seed": config.seed})
+                for _, relu in models]
+    train_missing(requests, name="intro")
     W, rows = {}, []
-    for (name, _), result in zip(models, map_tasks(train_intro, tasks, name="intro")):
+    for (name, _), result in zip(models, map(toy_results, requests)):
         keep = best_of_seeds(result["loss"], len(sparsity))
         W[name] = result["W"][keep]
         table = superposition_table(W[name])
@@ -111,10 +116,13 @@ def dimensionality_sweep(config: Config) -> pd.DataFrame:
     inverse_density = np.geomspace(1.0, config.dim_max_inverse_density, config.dim_sparsities)
     chunks = np.array_split(inverse_density, max(1, min(DIMENSIONALITY_TASKS,
                                                         len(inverse_density) // DIMENSIONALITY_MIN_CHUNK)))
-    tasks = [{"chunk": k, "inverse_density": chunk.tolist(), "features": config.dim_features,
-              "hidden": config.dim_hidden, "steps": config.dim_steps, "batch_size": config.batch_size,
-              "seed": task_seed(config.seed, "dimensionality", k)} for k, chunk in enumerate(chunks)]
-    W = torch.cat([result["W"] for result in map_tasks(train_dimensionality, tasks, name="dimensionality")])
+    requests = [dimensionality_request({"inverse_density": chunk.tolist(), "features": config.dim_features,
+                                        "hidden": config.dim_hidden, "steps": config.dim_steps,
+                                        "batch_size": config.batch_size,
+                                        "seed": task_seed(config.seed, "dimensionality", k)})
+                for k, chunk in enumerate(chunks)]
+    train_missing(requests, name="dimensionality")
+    W = torch.cat([load(request)[0].W.detach() for request in requests])
     table = superposition_table(W)
     table["inverse_density"] = inverse_density[table["instance"]]
     table["dimensions_per_feature"] = dimensions_per_feature(W.double()).numpy()[table["instance"]]
@@ -124,13 +132,14 @@ def dimensionality_sweep(config: Config) -> pd.DataFrame:
 def phase_diagram(config: Config) -> pd.DataFrame:
     """2 features in 1 dimension: is the second one dropped, given the dimension, or superposed?"""
     grid = phase_cells(config.phase_grid)
-    tasks = [{"grid": config.phase_grid, "restart": r, "steps": config.phase_steps, "batch_size": config.batch_size,
-              "seed": task_seed(config.seed, "phase", r)} for r in range(config.restarts)]
-    runs = map_tasks(train_phase, tasks, name="phase")
-    # Several random starts (tasks) per cell; keep the lowest-loss one (the paper does the same).
+    requests = [phase_request({"grid": config.phase_grid, "steps": config.phase_steps, "batch_size": config.batch_size,
+                               "seed": task_seed(config.seed, "phase", r)}) for r in range(config.restarts)]
+    train_missing(requests, name="phase")
+    runs = [toy_results(request) for request in requests]
+    # Several random starts (subjects) per cell; keep the lowest-loss one (the paper does the same).
     loss = torch.cat([run["loss"] for run in runs])  # [starts x cells], seed-major
     keep = best_of_seeds(loss, len(grid))
-    W = torch.cat([run["W"] for run in runs])[keep].double().numpy()  # [cells features]
+    W = torch.cat([run["W"][:, 0, :] for run in runs])[keep].double().numpy()  # [cells features]
     loss = loss[keep]
     best = pd.DataFrame({"density": [p for p, _ in grid], "relative_importance": [r for _, r in grid],
                          "w_1": W[:, 0], "w_2": W[:, 1], "loss": loss.double().numpy()})
@@ -142,21 +151,23 @@ def phase_diagram(config: Config) -> pd.DataFrame:
 
 def sae_recovery(config: Config) -> pd.DataFrame:
     """Train an L1 and a top-k sparse autoencoder (one task each) on a superposed model's hidden activations."""
-    model = train_toy(config.sae_features, config.sae_hidden, 1 - config.sae_sparsity, steps=config.intro_steps,
-                      seed=config.seed, batch_size=config.batch_size, lr=1e-2, progress=True)
+    toy = {"seed": config.seed, **toy_settings(n_features=config.sae_features, n_hidden=config.sae_hidden,
+                                               feature_probability=1 - config.sae_sparsity, steps=config.intro_steps,
+                                               batch_size=config.batch_size, lr=1e-2)}
+    model = zoo.load("toy_model", **toy)
     W = model.W.detach()[0]  # [hidden features]
     norms = W.norm(dim=0)
     represented = torch.nonzero(norms > REPRESENTED).flatten()
-    _, hidden = sample_hidden(model, config.sae_samples, seed=config.seed + 1)
-    activations = hidden[:, 0]  # [batch hidden]
     # k ~ the expected number of active features, at least 1 (Gao et al. 2024 tune k likewise).
     k = max(1, round((1 - config.sae_sparsity) * config.sae_features))
-    tasks = [{"penalty": penalty, "d_sae": 2 * config.sae_features, "k": k, "steps": config.sae_steps,
-              "seed": config.seed} for penalty in ("l1", "topk")]  # a stored result is keyed by the activations too
+    requests = [{"subject": "toy_sae", "seed": config.seed, "toy": toy, "samples": config.sae_samples,
+                 "sample_seed": config.seed + 1, "d_sae": 2 * config.sae_features, "penalty": penalty, "k": k,
+                 "steps": config.sae_steps} for penalty in ("l1", "topk")]
+    train_missing(requests, name="sae")
     rows = []
-    for task, result in zip(tasks, map_tasks(train_sae_task, tasks, shared=activations, name="sae")):
-        best = max_cosine_similarity(result["W_dec"], W.T[represented])
-        rows += [{"penalty": task["penalty"], "feature": int(f), "norm": float(norms[f]), "max_cos": float(c)}
+    for request in requests:
+        best = max_cosine_similarity(load(request)[0].W_dec.detach(), W.T[represented])
+        rows += [{"penalty": request["penalty"], "feature": int(f), "norm": float(norms[f]), "max_cos": float(c)}
                  for f, c in zip(represented, best)]
     frame = pd.DataFrame(rows)
     frame.attrs.update(n_features=config.sae_features, n_hidden=config.sae_hidden, represented=len(represented))

@@ -1,15 +1,17 @@
-"""The superposition analysis's measurements: the task functions its sweeps hand to
-:func:`interp.parallel.map_tasks` (toy models over sparsity, feature dimensionality, the phase
-diagram, sparse autoencoders), their seeds, and the summaries of what they return (sticky
-fractions, the D* plateau and its claim)."""
+"""The superposition analysis's measurements: the zoo requests its sweeps hand to
+:func:`analyses.subjects.train_missing` (toy models over sparsity, feature dimensionality, the
+phase diagram; the sparse autoencoders are requested in the package), their seeds, what is
+read from the trained models, and the summaries of that (sticky fractions, the D* plateau and
+its claim)."""
 
 import numpy as np
 import pandas as pd
 import torch
 
+from analyses.subjects import load
 from interp.claims import Check, Claim
-from interp.sae import train_sae
-from models.toy import evaluate_loss, train_toy
+from models.toy import evaluate_loss
+from models.toy_subjects import toy_settings
 
 
 STICKY = {"1": 1.0, "3/4": 0.75, "2/3": 2 / 3, "1/2": 0.5, "2/5": 0.4, "3/8": 0.375}
@@ -22,8 +24,9 @@ REPRESENTED = 0.5  # a feature with ||W_i|| above this is "represented" (the pap
 
 
 # -- computations ------------------------------------------------------------------------
-# Each sweep is a short list of tasks for interp.parallel.map_tasks (serial, worker processes or
-# Ray give the same numbers), each task one vectorised toy model over many cells: one per model
+# Each sweep is a short list of zoo subjects for analyses.subjects.train_missing, which trains the
+# ones not cached as one interp.parallel.map_tasks sweep (serial, worker processes or Ray give the
+# same numbers); each subject is one vectorised toy model over many cells: one per model
 # (5-in-2: ReLU, linear), per random start (phase diagram), per chunk of sparsities
 # (dimensionality) or per penalty (autoencoders). Coarse on purpose: a toy model of a few
 # instances costs nearly as much per step as one of dozens.
@@ -42,14 +45,20 @@ def best_of_seeds(loss: torch.Tensor, n_cells: int) -> torch.Tensor:
     return loss.reshape(-1, n_cells).argmin(dim=0) * n_cells + torch.arange(n_cells)
 
 
-def train_intro(task: dict) -> dict:
-    """A task of :func:`intro_sweep`: the ReLU or the linear 5-in-2 model at every sparsity from every random
-    start, one vectorised toy model (instances seed-major); its weights, biases and each instance's loss."""
+def intro_request(task: dict) -> dict:
+    """The zoo request (``toy_model``) of a task of :func:`intro_sweep`: the ReLU or the linear 5-in-2 model at
+    every sparsity from every random start, one vectorised toy model (instances seed-major)."""
     sparsity = torch.tensor(task["sparsities"], dtype=torch.float64)
     restarts = task["restarts"]
-    model = train_toy(5, 2, (1 - sparsity).float().repeat(restarts)[:, None], (0.9 ** torch.arange(5.0))[None, :],
-                      n_instances=len(sparsity) * restarts, steps=task["steps"], seed=task["seed"],
-                      batch_size=task["batch_size"], lr=3e-2, relu=task["relu"])
+    return {"subject": "toy_model", "seed": task["seed"], **toy_settings(
+        n_features=5, n_hidden=2, feature_probability=(1 - sparsity).float().repeat(restarts)[:, None],
+        importance=(0.9 ** torch.arange(5.0))[None, :], n_instances=len(sparsity) * restarts,
+        steps=task["steps"], batch_size=task["batch_size"], lr=3e-2, relu=task["relu"])}
+
+
+def toy_results(request: dict) -> dict:
+    """The requested toy model, from the zoo: its weights, biases and each instance's loss."""
+    model = load(request)[0]
     return {"W": model.W.detach(), "b": model.b.detach(), "loss": evaluate_loss(model)}
 
 
@@ -61,12 +70,12 @@ def intro_summary(features: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def train_dimensionality(task: dict) -> dict:
-    """A task of :func:`dimensionality_sweep`: one chunk of its sparsities as one vectorised toy model."""
+def dimensionality_request(task: dict) -> dict:
+    """The zoo request of a task of :func:`dimensionality_sweep`: one chunk of its sparsities as one toy model."""
     probability = torch.tensor(1 / np.array(task["inverse_density"]), dtype=torch.float32)
-    model = train_toy(task["features"], task["hidden"], probability[:, None], n_instances=len(probability),
-                      steps=task["steps"], seed=task["seed"], batch_size=task["batch_size"], lr=1e-3 * 3)
-    return {"W": model.W.detach()}
+    return {"subject": "toy_model", "seed": task["seed"], **toy_settings(
+        n_features=task["features"], n_hidden=task["hidden"], feature_probability=probability[:, None],
+        n_instances=len(probability), steps=task["steps"], batch_size=task["batch_size"], lr=1e-3 * 3)}
 
 
 def sticky_plateau(dims: pd.DataFrame, target: float = 0.5, tolerance: float = 0.05) -> dict:
@@ -113,21 +122,11 @@ def phase_cells(grid: int) -> list[tuple[float, float]]:
     return [(p, r) for p in np.geomspace(1.0, 0.01, grid) for r in np.geomspace(0.1, 10.0, grid)]
 
 
-def train_phase(task: dict) -> dict:
-    """A task of :func:`phase_diagram`: one random start of every cell, one vectorised toy model; the learned
-    weights [cells features] and each cell's loss."""
+def phase_request(task: dict) -> dict:
+    """The zoo request of a task of :func:`phase_diagram`: one random start of every cell, one toy model."""
     cells = phase_cells(task["grid"])
     probability = torch.tensor([p for p, _ in cells], dtype=torch.float32)
     importance = torch.tensor([[1.0, r] for _, r in cells], dtype=torch.float32)
-    model = train_toy(2, 1, probability[:, None], importance, n_instances=len(cells), steps=task["steps"],
-                      seed=task["seed"], batch_size=task["batch_size"], lr=1e-2)
-    return {"W": model.W.detach()[:, 0, :], "loss": evaluate_loss(model)}
-
-
-def train_sae_task(task: dict, activations: torch.Tensor) -> dict:
-    """A task of :func:`sae_recovery`: one sparse autoencoder on the toy model's hidden activations."""
-    sae = train_sae(activations, task["d_sae"], penalty=task["penalty"], k=task["k"], steps=task["steps"],
-                    seed=task["seed"])
-    return {"W_dec": sae.W_dec.detach()}
-
-
+    return {"subject": "toy_model", "seed": task["seed"], **toy_settings(
+        n_features=2, n_hidden=1, feature_probability=probability[:, None], importance=importance,
+        n_instances=len(cells), steps=task["steps"], batch_size=task["batch_size"], lr=1e-2)}

@@ -10,6 +10,14 @@ from interp.report.markdown import format_value
 from interp.report.page import html_page
 
 
+
+def training_text(elapsed: float, training: float) -> str:
+    """What a run's time included of training its zoo subjects. Trainings that ran side by side on a
+    sweep's workers can add up to more than the run's wall-clock time; the text says so then."""
+    if training <= elapsed:
+        return f"incl. {training:,.0f} s training its subjects"
+    return f"incl. its subjects' training: {training:,.0f} s of worker time, side by side"
+
 def write_index(out: str | os.PathLike, order: list[str] | None = None) -> Path:
     """Write ``<out>/index.html`` linking every report found under ``out``.
 
@@ -37,7 +45,7 @@ def write_index(out: str | os.PathLike, order: list[str] | None = None) -> Path:
         elapsed, training = results.get("elapsed_seconds"), results.get("subject_training_seconds") or 0
         time_text = "" if elapsed is None else f"{elapsed:,.0f} s"
         if training:
-            time_text += f"<br><small>incl. {training:,.0f} s training its subject</small>"
+            time_text += f"<br><small>{html.escape(training_text(elapsed or 0.0, training))}</small>"
         rows.append(
             f"<tr><td><a href=\"{name}/report.html\">{html.escape(results.get('title', name))}</a>"
             f"<br><code>{name}</code></td><td style=\"text-align:left\"><ul class=\"headlines\">{headline}</ul></td>"

@@ -77,24 +77,48 @@ def _assert_identical(a, b):
 
 
 @pytest.mark.parametrize("sweep", SWEEPS)
-def test_sweep_is_the_same_serially_on_processes_and_on_ray(sweep, ray_cluster, monkeypatch):
+def test_sweep_is_the_same_serially_on_processes_and_on_ray(sweep, ray_cluster, monkeypatch, tmp_path):
+    from analyses import subjects
     from interp.parallel import map_tasks, sweep_settings
 
-    names = []
+    names, trained = [], []
 
     def recorded(fn, tasks, **kwargs):  # the sweep must go through map_tasks, on the backend the settings name
         names.append((kwargs["name"], len(tasks)))
         assert "backend" not in kwargs and "workers" not in kwargs, "analyses leave the backend to sweep_settings"
-        return map_tasks(fn, tasks, **kwargs)
+        results = map_tasks(fn, tasks, **kwargs)
+        trained.extend(result["training"] is not None for result in results)
+        return results
 
-    monkeypatch.setattr(superposition, "map_tasks", recorded)
+    monkeypatch.setattr(subjects, "map_tasks", recorded)
     config, run = _small_config(), getattr(superposition, sweep)
     results = {}
-    for backend in ("serial", "processes", "ray"):
+    for backend in ("serial", "processes", "ray"):  # each on an empty zoo, so each trains its own models
+        monkeypatch.setenv("INTERP_CACHE", str(tmp_path / backend))
         with sweep_settings(backend=backend, workers=2):
             results[backend] = _frames(run(config))
-    assert names and all(count > 1 for _, count in names), f"{sweep} should be split into several tasks: {names}"
+        assert names[-1][1] > 1, f"{sweep} should be split into several subjects, trained as tasks: {names}"
+    assert trained[:2 * names[0][1]] == [True] * (2 * names[0][1]), "serial and processes train what they return"
     _assert_identical(results["serial"], results["processes"])
     _assert_identical(results["serial"], results["ray"])
     with pytest.raises(AssertionError):  # the comparison can fail: another seed gives other numbers
         _assert_identical(results["serial"], _frames(run(_small_config(seed=1))))
+
+
+def test_the_autoencoder_subject_is_train_sae_on_the_toy_models_activations(tmp_path, monkeypatch):
+    import torch
+
+    from interp.sae import train_sae
+    from models import zoo
+    from models.toy import sample_hidden, train_toy
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    toy = {"seed": 3, "n_features": 8, "n_hidden": 3, "feature_probability": 0.05, "steps": 50, "lr": 1e-2}
+    for penalty in ("l1", "topk"):
+        sae = zoo.load("toy_sae", seed=4, toy=toy, samples=800, sample_seed=5, d_sae=16, penalty=penalty, k=2,
+                       steps=40)
+        activations = sample_hidden(train_toy(**{k: v for k, v in toy.items() if k != "seed"}, seed=3), 800,
+                                    seed=5)[1][:, 0]
+        direct = train_sae(activations, 16, penalty=penalty, k=2, steps=40, seed=4)
+        assert all(torch.equal(a, b) for a, b in zip(sae.state_dict().values(), direct.state_dict().values()))
+        assert sae.k == direct.k

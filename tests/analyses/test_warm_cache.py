@@ -1,6 +1,7 @@
 """A second run on a warm zoo cache trains nothing and reports the same numbers.
 
-The digit networks, the diffusion models and the CLIP are zoo subjects: the first run
+The digit networks, the diffusion models, the CLIP and the toy models of superposition with
+their sparse autoencoders are zoo subjects: the first run
 trains them (the digit networks as one sweep) and caches their weights with the history
 and timings recorded while training; the second reads all of it back.
 """
@@ -18,6 +19,8 @@ SMALL = {  # quick presets, shrunk further: the point is the cache, not the resu
     "digits": ["--set", "n_seeds=1", "--set", "sigmoid_epochs=2", "--set", "relu_epochs=2", "--set", "n_noise=50"],
     "diffusion": ["--set", "digits_train_steps=20", "--set", "shapes_train_steps=20", "--set", "early_steps=10",
                   "--set", "clip_train_steps=20", "--set", "n_shapes=300", "--set", "n_classifier=200"],
+    "superposition": ["--set", "intro_steps=100", "--set", "dim_steps=100", "--set", "phase_steps=100",
+                      "--set", "sae_steps=100", "--set", "sae_samples=1000"],
 }
 
 
@@ -32,7 +35,8 @@ def run_twice(name: str, tmp_path) -> tuple[dict, dict, str]:
 
 
 @pytest.mark.parametrize("name, subjects", [("digits", {"digit_network"}),
-                                            ("diffusion", {"digits_ddpm", "shapes_ddpm", "shapes_clip"})])
+                                            ("diffusion", {"digits_ddpm", "shapes_ddpm", "shapes_clip"}),
+                                            ("superposition", {"toy_model", "toy_sae"})])
 def test_the_second_run_trains_nothing_and_reports_the_same(name, subjects, tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "zoo"))
     first, second, text = run_twice(name, tmp_path)

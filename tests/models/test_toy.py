@@ -100,3 +100,22 @@ def test_training_through_the_loop_equals_the_plain_loop(relu):
         optimizer.step()
         scheduler.step()
     assert torch.equal(ours.W, model.W) and torch.equal(ours.b, model.b), "the loop changed the toy models' weights"
+
+
+def test_the_zoo_subject_is_train_toy_bit_for_bit(tmp_path, monkeypatch):
+    import torch
+
+    from models import zoo
+    from models.toy import evaluate_loss, train_toy
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    options = dict(n_features=5, n_hidden=2, feature_probability=[[1.0], [0.3], [0.05]],
+                   importance=[[0.9 ** i for i in range(5)]], n_instances=3, steps=60, batch_size=128, lr=3e-2)
+    direct = train_toy(**options, seed=7)
+    trained = zoo.load("toy_model", seed=7, **options)  # trained on first use
+    cached = zoo.load("toy_model", seed=7, **options)   # read back
+    for model in (trained, cached):
+        assert torch.equal(model.W, direct.W) and torch.equal(model.b, direct.b)
+        assert torch.equal(model.feature_probability, direct.feature_probability)
+        assert torch.equal(evaluate_loss(model), evaluate_loss(direct))
+    assert not torch.equal(zoo.load("toy_model", seed=8, **options).W, direct.W), "the seed is part of the key"
