@@ -27,6 +27,22 @@ def tokens_per_second(fn: Callable[[], object], n_tokens: int, repeats: int, war
     return n_tokens / min(times)
 
 
+def interleaved_tokens_per_second(fns: dict[str, Callable[[], object]], n_tokens: int, repeats: int,
+                                  warmup: int = 1) -> dict[str, float]:
+    """Best-of-``repeats`` throughput of each of ``fns``, timed in rounds (each function once per round),
+    so that a machine that slows down or speeds up mid-run weighs on every contender alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: n_tokens / seconds for name, seconds in best.items()}
+
+
 def benchmark(batch: int = 16, pos: int = 128, d_model: int = 256, n_layers: int = 4, n_heads: int = 8,
               repeats: int = 10, threads: int | None = None) -> dict[str, float]:
     if threads is not None:
