@@ -7,7 +7,7 @@ Example::
     from analyses.diffusion.subjects import train_subjects
     from analyses.diffusion.sampling import sample_digits
 
-    subjects = train_subjects(Config.quick(), progress=False)
+    subjects = train_subjects(Config.quick())           # from the zoo after the first time
     images, labels = sample_digits(subjects.digits_ddpm, per_class=4, sampler="ddpm")
 """
 

@@ -9,8 +9,9 @@ Example::
     import torch
     from interp.directions import word_similarity, gensim_test_data, load_word_pairs
 
-    W_E, vocab = torch.randn(50, 8), ["tiger", "cat", "dog"] + [f"w{i}" for i in range(47)]
     pairs = load_word_pairs(gensim_test_data("wordsim353.tsv"))
+    vocab = sorted(set(pairs["word_1"]) | set(pairs["word_2"]))
+    W_E = torch.randn(len(vocab), 8)  # random vectors: a Spearman correlation near 0
     word_similarity(W_E, vocab, pairs)["spearman"]
 """
 
