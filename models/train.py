@@ -75,7 +75,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.run_checkpoints import (  # noqa: F401  (latest_checkpoint, save_checkpoint: public here too)
+from models.checkpoint.runs import (  # noqa: F401  (latest_checkpoint, save_checkpoint: public here too)
     latest_checkpoint, remove_temporaries, restore, save_checkpoint, step_name,
 )
 from models.schedules import learning_rate

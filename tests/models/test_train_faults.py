@@ -21,7 +21,7 @@ KILL_EVERY_LINE = textwrap.dedent('''
     import contextlib, io, json, os, shutil, signal, sys, time
     from pathlib import Path
     import torch
-    import models.checkpoint, models.run_checkpoints
+    import models.checkpoint, models.checkpoint.runs
     from models.train import TrainConfig, train
 
     root = Path(sys.argv[1])

@@ -10,6 +10,13 @@
 
 A saved model is a folder holding ``model.safetensors`` (the state dict) and
 ``config.json`` (the model config, ``dataclasses.asdict`` of it when it is a dataclass).
+
+This package is the project's one persistence layer: this module saves and loads a model's
+folder and writes files atomically (``atomic_path``); :mod:`models.checkpoint.runs` keeps a
+training run's ``step-XXXXXXXX/`` folders (weights, optimizer, RNG, trainer state) for
+``models.train``; :mod:`models.checkpoint.file_format` tells a weights file from its bytes. The
+zoo (``models.zoo``) names and caches trained subjects on top of it; ``interp.parallel.store``
+writes sweep results with its ``atomic_path``.
 Pickles are never loaded: unpickling runs arbitrary code, so a ``torch.save`` file is
 refused with a message instead of being opened (``torch.load`` is never called).
 
@@ -36,7 +43,7 @@ import safetensors.torch as st  # called as st.save_file so tests can simulate a
 import torch
 from torch import nn
 
-from models import file_format
+from models.checkpoint import file_format
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -98,7 +105,7 @@ def save_tensors(
 def check_safetensors(path: str | os.PathLike) -> None:
     """Raise ``ValueError`` unless ``path`` is a valid safetensors file, saying what it is.
 
-    Validity is parsed as the safetensors specification states it (``models.file_format``):
+    Validity is parsed as the safetensors specification states it (``models.checkpoint.file_format``):
     the header length, a JSON header that agrees with the file size. Only a file that fails
     that is named from its first bytes (``torch.save`` writes a zip archive, ``pickle.dump``
     opens with 0x80 and a protocol number), so a valid file whose header length happens to
