@@ -4,15 +4,14 @@ adherence by independent classifiers, and binomial confidence intervals.
 Example::
 
     import torch
-    from analyses.diffusion.metrics import mean_pairwise_distance, wilson_interval
+    from analyses.diffusion.metrics import mean_pairwise_distance, summarise_adherence
 
     mean_pairwise_distance(torch.eye(3))      # sqrt(2) = 1.414...
-    wilson_interval(45, 50)                   # (0.786..., 0.957...)
+    summarise_adherence([True] * 45 + [False] * 5)["ci_low"]   # 0.786..., Wilson's (interp.intervals)
 
 All image arguments are in the data range [0, 1]; distances are Euclidean in pixel space.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 from torch import Tensor
 
+from interp.intervals import normal_interval, wilson_interval
 from models.data.shapes import ATTRIBUTES
 
 
@@ -52,24 +52,6 @@ def describe_samples(
             row["adherence"] = float(np.asarray(correct)[member.numpy()].mean())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927); 95% for z = 1.96."""
-    if n <= 0:
-        raise ValueError(f"need at least one trial, got n={n}")
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def difference_interval(k1: int, n1: int, k2: int, n2: int, z: float = 1.96) -> tuple[float, float]:
-    """Newcombe's (1998, method 10) interval for p1 - p2 from two Wilson intervals."""
-    p1, p2 = k1 / n1, k2 / n2
-    (l1, u1), (l2, u2) = wilson_interval(k1, n1, z), wilson_interval(k2, n2, z)
-    d = p1 - p2
-    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
 def flatten(images: Float[Tensor, "batch channel height width"]) -> np.ndarray:
@@ -110,15 +92,14 @@ def shape_adherence(classifiers: dict, images: Tensor, attributes: pd.DataFrame)
 def summarise_adherence(correct: np.ndarray) -> dict:
     """Rate, count and 95% Wilson interval of a boolean array."""
     k, n = int(np.sum(correct)), int(np.size(correct))
-    low, high = wilson_interval(k, n)
+    low, high = wilson_interval(k / n if n else 0.0, n)
     return {"adherence": k / n, "successes": k, "n": n, "ci_low": low, "ci_high": high}
 
 
 def mean_with_interval(values: np.ndarray) -> dict:
     """Mean and a normal-approximation 95% interval over groups (e.g. per-class diversities)."""
-    values = np.asarray(values, dtype=np.float64)
-    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return {"mean": float(values.mean()), "low": float(values.mean() - 1.96 * se), "high": float(values.mean() + 1.96 * se)}
+    mean, low, high = normal_interval(np.asarray(values, dtype=np.float64))
+    return {"mean": mean, "low": low, "high": high}
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from analyses.diffusion.metrics import (
-    describe_samples, difference_interval, flatten, mean_with_interval, shape_adherence, summarise_adherence,
+    describe_samples, flatten, mean_with_interval, shape_adherence, summarise_adherence,
 )
 from analyses.diffusion.plots import to_unit
 from analyses.diffusion.subjects import caption_condition, digit_condition, to_model_range
+from interp.intervals import difference_interval
 from models.data.shapes import ATTRIBUTES, all_captions
 from models.diffusion import DDPM
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analyses.facts_lm.intervals import wilson_interval
+from interp.intervals import wilson_interval
 
 # Meng et al. 2022 (NeurIPS), Table 4: CounterFact, GPT-2 XL edited by ROME at layer 17 of 48 (0-based), in %.
 # Read from the transcription of the paper in github.com/viktor-shcherb/msc_thesis

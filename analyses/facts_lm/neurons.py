@@ -23,7 +23,7 @@ import pandas as pd
 from analyses.facts_lm.and_ablation import GROUPS, ablate, answer_margins, per_fact, random_neurons
 from analyses.facts_lm.and_gates import (and_gate_scores, and_neuron_table, decoy_facts, family_facts, partners,
                                          subject_activations)
-from analyses.facts_lm.intervals import wilson_interval
+from interp.intervals import normal_interval, share_interval
 from analyses.facts_lm.plots import plot_neurons
 
 __all__ = [  # the section, and every public name of the parts that was importable from here before the split
@@ -42,28 +42,12 @@ HEADLINES = {  # summary key -> what the report's headline says
 }
 
 
-def _ci(values) -> tuple[float, float, float]:
-    """Mean and its normal 95% interval (mean +- 1.96 standard errors) over facts."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    half = 1.96 * float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-    return mean, mean - half, mean + half
-
-
-def _wilson(values) -> tuple[float, float, float]:
-    """Share of true values and its Wilson 95% interval (Wilson 1927; stays inside [0, 1], unlike +- 1.96 sem)."""
-    values = np.asarray(values, dtype=float)
-    share = float(values.mean())
-    low, high = wilson_interval(share, len(values), z=1.96)
-    return share, float(low), float(high)
-
-
 def neuron_summary(table: pd.DataFrame, decoys: pd.DataFrame, ablation: pd.DataFrame) -> dict:
     """Headline numbers, each a mean over facts with its 95% interval as ``key_ci`` (see ``neuron_section``)."""
     top, decoy_top = table[table["rank"] == 1], decoys[decoys["rank"] == 1]
     out: dict[str, Any] = {"n_facts": len(top)}
 
-    def put(key, values, interval=_ci):
+    def put(key, values, interval=normal_interval):
         mean, low, high = interval(values)
         out[key], out[f"{key}_ci"] = mean, (low, high)
 
@@ -73,7 +57,7 @@ def neuron_summary(table: pd.DataFrame, decoys: pd.DataFrame, ablation: pd.DataF
     put("and_minus_decoy", top.and_score.to_numpy() - decoy_top.and_score.to_numpy())
     put("act_both", top.act_both)
     put("act_partner", np.maximum(top.act_first_only, top.act_last_only))
-    put("promotes", top.dla_rank_in_relation == 1, _wilson)
+    put("promotes", top.dla_rank_in_relation == 1, share_interval)
     out["promotes_chance"] = float((1 / top.n_relation_objects).mean())
     put("dla_rank_in_relation", top.dla_rank_in_relation)
     facts = per_fact(ablation)
@@ -87,7 +71,7 @@ def neuron_summary(table: pd.DataFrame, decoys: pd.DataFrame, ablation: pd.DataF
     this = facts[facts.group == "this fact"]
     put("margin_before", this.margin_before)
     out["share_of_margin"] = float(this.margin_drop.mean() / this.margin_before.mean())
-    put("still_right", this.still_right, _wilson)
+    put("still_right", this.still_right, share_interval)
     return out
 
 def neuron_section(report: Any, model: Any, known_table: pd.DataFrame, layers: Optional[Sequence[int]] = None, *,

@@ -11,7 +11,8 @@ from scipy.stats import binomtest
 from sklearn.metrics import pairwise_distances
 
 from analyses.diffusion import Config, run
-from analyses.diffusion.metrics import difference_interval, mean_pairwise_distance, wilson_interval
+from analyses.diffusion.metrics import mean_pairwise_distance
+from interp.intervals import difference_interval, wilson_interval
 
 
 @pytest.mark.parametrize("change, fragment", [
@@ -36,7 +37,7 @@ def test_mean_pairwise_distance_matches_scikit_learn():
 def test_wilson_interval_matches_scipy():
     for k, n in ((0, 20), (13, 40), (40, 40)):
         ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-        assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=2e-4)
+        assert wilson_interval(k / n, n) == pytest.approx((ci.low, ci.high), abs=2e-4)
 
 
 def test_newcombe_interval_contains_the_difference_and_covers_zero_for_equal_rates():

@@ -10,6 +10,7 @@ import torch
 
 from analyses.facts_lm import neurons
 from analyses.facts_lm.known import object_token
+from interp.intervals import share_interval
 from interp.neurons import and_gate_score, mlp_activations, neuron_logit_attribution
 from interp.report import Report
 from models.data.known_facts import FACTS, FAMILIES, prompt_for
@@ -160,9 +161,9 @@ def test_ablating_to_the_clean_values_changes_nothing_and_random_sets_match_laye
 
 
 def test_wilson_interval_known_values():
-    share, low, high = neurons._wilson([0] * 10)
+    share, low, high = share_interval([0] * 10)
     assert share == 0 and low == pytest.approx(0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
-    share, low, high = neurons._wilson([1, 0] * 10)
+    share, low, high = share_interval([1, 0] * 10)
     assert share == 0.5 and low == pytest.approx(0.2993, abs=1e-4) and high == pytest.approx(0.7007, abs=1e-4)
 
 

@@ -1,0 +1,67 @@
+"""Confidence intervals: Wilson's for a share, Newcombe's for the difference of two shares, and the
+normal approximation for a mean.
+
+The one home of these formulas; every analysis that reports a share of successes (prompts a
+diffusion model follows, neurons whose output promotes the right answer, edits that work) or a
+mean over units (facts, classes) with the normal approximation takes its interval from here.
+(Student's t over edits stays with the edit scores, ``analyses.facts_lm.edit_scores``; the
+traces' grouped version with ``interp.patching.tracing.average_indirect_effect``.)
+
+    >>> low, high = wilson_interval(0.5, 20)
+    >>> round(low, 4), round(high, 4)        # inside [0, 1], unlike the share +- 1.96 standard errors
+    (0.2993, 0.7007)
+    >>> share, low, high = share_interval([True, True, True, False])
+    >>> share, round(low, 3), round(high, 3)
+    (0.75, 0.301, 0.954)
+    >>> low, high = difference_interval(45, 50, 20, 50)
+    >>> 0 < low < 0.5 < high
+    True
+    >>> normal_interval([1.0, 2.0, 3.0])     # mean, mean -+ 1.96 standard errors
+    (2.0, 0.868..., 3.131...)
+"""
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+Z_95 = 1.96
+
+
+def wilson_interval(share: float, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's (1927) score interval ``(low, high)`` for a share of ``n`` 0/1 trials; ``z`` sets the
+    coverage (1.96: 95%)."""
+    if n <= 0:
+        raise ValueError(f"a share needs at least one trial, got n={n}")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"a share lies in [0, 1], got {share}")
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def share_interval(values: Iterable[float], z: float = Z_95) -> tuple[float, float, float]:
+    """The share of true (1) values and its Wilson interval, as ``(share, low, high)``."""
+    values = np.asarray(list(values), dtype=float)
+    share = float(values.mean()) if len(values) else float("nan")
+    low, high = wilson_interval(share, len(values), z)
+    return share, float(low), float(high)
+
+
+def normal_interval(values: Iterable[float], z: float = Z_95) -> tuple[float, float, float]:
+    """The mean and ``mean -+ z`` standard errors (sample standard deviation), as ``(mean, low, high)``;
+    the interval is NaN for fewer than two values."""
+    values = np.asarray(list(values), dtype=float)
+    mean = float(values.mean()) if len(values) else float("nan")
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = z * float(values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def difference_interval(k1: int, n1: int, k2: int, n2: int, z: float = Z_95) -> tuple[float, float]:
+    """Newcombe's (1998, method 10) interval for ``k1 / n1 - k2 / n2``, from the two Wilson intervals."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson_interval(p1, n1, z), wilson_interval(p2, n2, z)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
