@@ -167,7 +167,7 @@ def pack(
     """
     check_nd(n, d)
     small = n * n * d <= 1e6
-    init = _choose_init(n, d, init, small)
+    init = choose_init(n, d, init, small)
     structured = isinstance(init, Tensor) or init == "chirp"
     slack = slack if slack is not None else (0.97 if small else (0.75, 0.99))
     slack_start, slack_end = (slack, slack) if isinstance(slack, (int, float)) else slack
@@ -223,7 +223,7 @@ def pack(
                    time.perf_counter() - started)
 
 
-def _choose_init(n: int, d: int, init: str | Tensor, small: bool) -> str | Tensor:
+def choose_init(n: int, d: int, init: str | Tensor, small: bool) -> str | Tensor:
     """``"random"``, ``"chirp"`` or a start tensor; ``"auto"`` takes the chirp frame where it applies."""
     if isinstance(init, Tensor):
         if tuple(init.shape) != (n, d) or not init.norm(dim=-1).gt(0).all():

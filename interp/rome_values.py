@@ -23,7 +23,7 @@ from interp.patching.exactness import accepts_prefix_kv, accepts_start_at_layer,
 
 
 
-class _Resumed:
+class ResumedBatch:
     """A batch of prompts whose layer-``layer`` MLP output will move at ``key_pos``: its unedited
     run (logits, that output), and forwards with a move added there.
 
@@ -142,11 +142,11 @@ def target_value(
     if keep_tokens is not None and (keep_key_pos is None or keep_answer_pos is None):
         raise ValueError("keep_tokens needs keep_key_pos (where the edited key sits in each keep prompt) and "
                          "keep_answer_pos (where its next word is read)")
-    parts = [(_Resumed(model, tokens, key_pos, layer, attention_mask, answer_pos),
+    parts = [(ResumedBatch(model, tokens, key_pos, layer, attention_mask, answer_pos),
               torch.full((tokens.shape[0],), int(new_answer)), torch.zeros(tokens.shape[0], dtype=torch.long))]
     if keep_tokens is not None:
         n_keep = keep_tokens.shape[0]
-        parts.append((_Resumed(model, keep_tokens, keep_key_pos, layer, keep_attention_mask, keep_answer_pos),
+        parts.append((ResumedBatch(model, keep_tokens, keep_key_pos, layer, keep_attention_mask, keep_answer_pos),
                       torch.full((n_keep,), -1), torch.zeros(n_keep, dtype=torch.long)))
     per_group: dict = {}
     value = _optimise_values(model, parts, 1, steps=steps, lr=lr, kl_weight=kl_weight, weight_decay=weight_decay,
@@ -201,7 +201,7 @@ def target_values(
     missing = sorted(set(range(n_groups)) - set(group[new_answer >= 0].tolist()))
     if missing:
         raise ValueError(f"edits {missing} have no rewriting prompt (new_answer >= 0); each group needs one")
-    part = (_Resumed(model, tokens, key_pos, layer, attention_mask, answer_pos), new_answer, group)
+    part = (ResumedBatch(model, tokens, key_pos, layer, attention_mask, answer_pos), new_answer, group)
     return _optimise_values(model, [part], n_groups, steps=steps, lr=lr, kl_weight=kl_weight,
                             weight_decay=weight_decay, target_probability=target_probability, seed=seed,
                             clamp_norm_factor=clamp_norm_factor, info=info)

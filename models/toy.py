@@ -115,7 +115,7 @@ class FeatureSampler:
         return x.mul_(self.scale).add_(self.offset).relu_()
 
 
-def _loss_and_grads(
+def loss_and_grads(
     W: Tensor, b: Tensor, x: Float[Tensor, "instances features batch"], importance: Tensor, relu: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Summed per-instance loss on ``x: [instances features batch]`` and its gradients by hand.
@@ -203,18 +203,18 @@ def train_toy(
     probability, weight = model.feature_probability, model.importance
     sampler = FeatureSampler(probability, seed)
 
-    def loss_and_grads(model: ToyModel, x: Tensor) -> Tensor:
-        loss, model.W.grad, model.b.grad = _loss_and_grads(model.W.detach(), model.b.detach(), x, weight, relu)
+    def step_loss(model: ToyModel, x: Tensor) -> Tensor:
+        loss, model.W.grad, model.b.grad = loss_and_grads(model.W.detach(), model.b.detach(), x, weight, relu)
         return loss
 
     if steps:
         # One AdamW over the two stacked parameters (every instance at once), one fused kernel;
-        # gradients by hand (see _loss_and_grads), no autograd graph per step. The sampler is
+        # gradients by hand (see loss_and_grads), no autograd graph per step. The sampler is
         # stateful (batches are not a function of the step): no checkpoints, so no resume.
         cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.0, min_lr_ratio=0.0,
                           grad_clip=None, seed=seed, threads=None)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, fused=True)
-        train(model, lambda step: sampler.draw(batch_size), loss_and_grads, cfg, optimizer=optimizer,
+        train(model, lambda step: sampler.draw(batch_size), step_loss, cfg, optimizer=optimizer,
               learning_rates=cosine_annealing(lr, steps), hand_gradients=True, progress=progress,
               desc="toy models")
     model.train_config = {**asdict(model.cfg), "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr}

@@ -17,7 +17,7 @@ has run earlier in the page.
 import html
 from collections.abc import Sequence
 
-from interp.show.view import _CSP, View, views_css, views_js
+from interp.show.view import CSP, View, views_css, views_js
 
 
 def assets() -> str:
@@ -43,7 +43,7 @@ def page(views: Sequence[View], title: str, caption: str = "") -> str:
     note = f"<p class=\"caption\">{html.escape(caption)}</p>\n" if caption else ""
     return (
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)}</title>\n"
         "<style>body { margin: 16px; background: #fff; font: 14px/1.4 system-ui, sans-serif; }"

@@ -29,7 +29,7 @@ import numpy as np
 KINDS = ("attention", "tokens", "lens", "heatmap")
 
 # the standalone page may run its own inline script and style, and fetch nothing
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 
 @lru_cache(maxsize=None)
@@ -159,7 +159,7 @@ class View:
         title = title if title is not None else self.data.get("title") or self.data.get("label") or f"{self.kind} view"
         return (
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{html.escape(str(title))}</title>\n"
             "<style>body { margin: 16px; background: #fff; }</style>\n</head>\n<body>\n"

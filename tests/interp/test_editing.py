@@ -3,7 +3,7 @@ import torch
 
 from interp.editing import (edit_hooks, edited, key_covariance, mlp_keys, rome_update, subject_key,
                             target_value, target_values)
-from interp.rome_values import _Resumed  # noqa: PLC2701 - the resume check is tested directly
+from interp.rome_values import ResumedBatch
 from models.transformer import Transformer, TransformerConfig
 from tests.interp._bridges import tiny_bridge
 
@@ -112,7 +112,7 @@ def test_the_resumed_forward_moves_the_logits_as_the_full_forward_does():
     model = tiny_transformer()
     tokens = torch.tensor([[1, 5, 7, 3, 9], [2, 4, 6, 8, 3]])
     key_pos, answer_pos = torch.tensor([2, 3]), torch.tensor([4, 4])
-    batch = _Resumed(model, tokens, key_pos, 1, None, answer_pos)
+    batch = ResumedBatch(model, tokens, key_pos, 1, None, answer_pos)
     assert batch.resid is not None and batch.offset == 2, "our Transformer takes start_at_layer and prefix_kv"
     delta = torch.randn(2, 16, generator=torch.Generator().manual_seed(3))
 

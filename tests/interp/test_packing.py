@@ -3,7 +3,7 @@ import torch
 
 from interp.jl import coherence_lower_bound
 from interp.chirps import chirp_start
-from interp.packing import _choose_init, hinge_gradient, capacity, max_abs_cos, pack, random_capacity
+from interp.packing import choose_init, hinge_gradient, capacity, max_abs_cos, pack, random_capacity
 
 # Conway, Hardin & Sloane 1996, Table 1 (lines in R^3); N = 8 proven by Mixon & Parshall 2019.
 BEST_R3 = {4: 70.5288, 5: 63.4349, 6: 63.4349, 7: 54.7356, 8: 49.5567}
@@ -73,7 +73,7 @@ def test_auto_start_takes_the_chirp_frame_where_it_applies_and_it_beats_random_s
     random = pack(2800, 53, steps=150, init="random")
     assert chirp.max_abs_cos < random.max_abs_cos
     # random starts below d(d+1)/2, on small problems, and where no prime lies close above d
-    assert [_choose_init(n, d, "auto", small) for n, d, small in ((1000, 53, False), (169, 13, True),
+    assert [choose_init(n, d, "auto", small) for n, d, small in ((1000, 53, False), (169, 13, True),
                                                                   (2000, 50, False))] == ["random"] * 3
 
 

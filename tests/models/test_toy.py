@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.toy import ToyConfig, FeatureSampler, ToyModel, _loss_and_grads, evaluate_loss, generate_batch, toy_loss, train_toy
+from models.toy import ToyConfig, FeatureSampler, ToyModel, loss_and_grads, evaluate_loss, generate_batch, toy_loss, train_toy
 
 
 def test_forward_matches_the_paper_formula_per_instance():
@@ -75,7 +75,7 @@ def test_hand_written_gradient_matches_autograd(relu):
     batch_first = x.permute(2, 0, 1)
     loss = toy_loss(model(batch_first), batch_first, importance).sum()
     loss.backward()
-    ours, grad_W, grad_b = _loss_and_grads(model.W.detach(), model.b.detach(), x, importance, relu)
+    ours, grad_W, grad_b = loss_and_grads(model.W.detach(), model.b.detach(), x, importance, relu)
     torch.testing.assert_close(ours, loss.detach())
     torch.testing.assert_close(grad_W, model.W.grad)
     torch.testing.assert_close(grad_b, model.b.grad)
@@ -95,7 +95,7 @@ def test_training_through_the_loop_equals_the_plain_loop(relu):
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-2, weight_decay=0.0, fused=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=60)
     for _ in range(60):
-        _, model.W.grad, model.b.grad = _loss_and_grads(
+        _, model.W.grad, model.b.grad = loss_and_grads(
             model.W.detach(), model.b.detach(), sampler.draw(256), importance, relu)
         optimizer.step()
         scheduler.step()
