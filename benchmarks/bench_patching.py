@@ -49,6 +49,11 @@ def main() -> None:
     from models.transformer.convert import to_bridge
 
     model = zoo.load("facts", quick=not args.full)
+    most = len(model.corpus.people) // 2  # clean and corrupted prompts are about different people
+    if any(pairs > most for pairs in args.pairs):
+        print(f"the {'full' if args.full else 'quick'} subject has {len(model.corpus.people)} people: at most {most} "
+              f"pairs; left out {[p for p in args.pairs if p > most]}")
+    args.pairs = [pairs for pairs in args.pairs if pairs <= most]
     bridge = to_bridge(model).eval()
     sweeps = {"resid_pre": tlp.get_act_patch_resid_pre, "attn_out": tlp.get_act_patch_attn_out,
               "mlp_out": tlp.get_act_patch_mlp_out, "z": tlp.get_act_patch_attn_head_out_by_pos}
