@@ -144,9 +144,17 @@ SLOW = ("--set", "check_layers=12", "--set", "check_d_model=128")  # about 1.5 s
 
 def interp_run(out: Path, *extra: str, preexec_fn=None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+    def prepare():
+        # a suite started in the background by a shell (`cmd &`) inherits SIGINT ignored, and Python
+        # then leaves it ignored: the interrupted run would finish. A user's Ctrl-C reaches a default one.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec_fn is not None:
+            preexec_fn()
+
     return subprocess.Popen([sys.executable, "-m", "analyses.cli", "run", "params", "--quick", "--out", str(out),
                              *extra], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn)
+                            preexec_fn=prepare)
 
 
 def wait_for_the_analysis(run: subprocess.Popen) -> None:
