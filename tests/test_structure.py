@@ -93,7 +93,7 @@ def reach_ins(path: Path) -> list[str]:
             for alias in node.names:
                 if private(alias.name) and module != here:
                     wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {module}.{alias.name}")
-                elif importlib.util.find_spec(f"{module}.{alias.name}") if _is_package(module) else False:
+                elif is_submodule(module, alias.name):  # from models import zoo: zoo._x reaches into models.zoo
                     aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and private(node.attr):
@@ -103,9 +103,10 @@ def reach_ins(path: Path) -> list[str]:
     return wrong
 
 
-def _is_package(module: str) -> bool:
-    spec = importlib.util.find_spec(module)
-    return spec is not None and spec.submodule_search_locations is not None
+def is_submodule(package: str, name: str) -> bool:
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.submodule_search_locations is not None \
+        and importlib.util.find_spec(f"{package}.{name}") is not None
 
 
 def dotted_name(node: ast.AST) -> str:

@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 from torch import Tensor
 
-from interp.intervals import normal_interval, wilson_interval
+from interp.intervals import normal_interval, share_interval
 from models.data.shapes import ATTRIBUTES
 
 
@@ -91,9 +91,9 @@ def shape_adherence(classifiers: dict, images: Tensor, attributes: pd.DataFrame)
 
 def summarise_adherence(correct: np.ndarray) -> dict:
     """Rate, count and 95% Wilson interval of a boolean array."""
-    k, n = int(np.sum(correct)), int(np.size(correct))
-    low, high = wilson_interval(k / n if n else 0.0, n)
-    return {"adherence": k / n, "successes": k, "n": n, "ci_low": low, "ci_high": high}
+    adherence, low, high = share_interval(np.ravel(correct))
+    return {"adherence": adherence, "successes": int(np.sum(correct)), "n": int(np.size(correct)), "ci_low": low,
+            "ci_high": high}
 
 
 def mean_with_interval(values: np.ndarray) -> dict:

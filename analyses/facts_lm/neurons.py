@@ -23,8 +23,8 @@ import pandas as pd
 from analyses.facts_lm.and_ablation import GROUPS, ablate, answer_margins, per_fact, random_neurons
 from analyses.facts_lm.and_gates import (and_gate_scores, and_neuron_table, decoy_facts, family_facts, partners,
                                          subject_activations)
-from interp.intervals import normal_interval, share_interval
 from analyses.facts_lm.plots import plot_neurons
+from interp.intervals import normal_interval, share_interval
 
 __all__ = [  # the section, and every public name of the parts that was importable from here before the split
     "GROUPS", "HEADLINES", "ablate", "and_gate_scores", "and_neuron_table", "answer_margins", "decoy_facts",
