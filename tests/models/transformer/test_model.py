@@ -153,6 +153,30 @@ def test_tied_embeddings_share_weights(tokens):
     torch.testing.assert_close(model(tokens), model.ln_final(model(tokens, stop_at_layer=2)) @ model.W_E.T)
 
 
+@pytest.mark.parametrize("use_bias, tied", [(True, False), (False, True)])
+def test_large_vocabulary_unembeds_in_blocks_with_the_same_logits(use_bias, tied):
+    from models.transformer import unembed
+
+    d_vocab = 2 * unembed.VOCAB_CHUNK + 37  # a ragged last block
+    cfg = small_config(d_vocab=d_vocab, use_bias=use_bias, tied_embeddings=tied, n_ctx=70)
+    model = Transformer(cfg)
+    if use_bias:
+        torch.nn.init.normal_(model.unembed.b_U)
+    tokens = torch.randint(0, d_vocab, (2, 40), generator=torch.Generator().manual_seed(0))
+    assert tokens.numel() >= unembed.CHUNKED_MIN_ROWS
+    normalized = model.ln_final(model(tokens, stop_at_layer=2))
+    expected = normalized @ model.W_U + (model.unembed.b_U if use_bias else 0)
+    with torch.no_grad():  # the blocked path
+        blocked = model(tokens)
+        assert torch.equal(unembed.chunked_logits(normalized.reshape(80, -1), model.W_U, model.unembed.b_U),
+                           blocked.reshape(80, -1))
+    torch.testing.assert_close(blocked, expected, rtol=0, atol=1e-5)
+    logits = model(tokens)  # with gradients: the one product, and gradients flow
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
+    logits.sum().backward()
+    assert model.W_E.grad is not None
+
+
 @pytest.mark.parametrize("bad, message", [
     (torch.full((1, 4), 23), "d_vocab"),
     (torch.full((1, 4), -1), "d_vocab"),
