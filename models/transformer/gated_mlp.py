@@ -49,8 +49,8 @@ class GatedMLP(nn.Module):
         self.hook_post = HookPoint()  # [batch pos d_mlp]
 
     def forward(self, normalized: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        gate = self.hook_pre(linear(normalized, self.W_gate, None))
-        pre_linear = self.hook_pre_linear(linear(normalized, self.W_in, None))
-        post = self.act(gate) * pre_linear
+        # the activation runs while the gate is still in cache (HF's order); hooks fire as before
+        activated = self.act(self.hook_pre(linear(normalized, self.W_gate, None)))
+        post = activated * self.hook_pre_linear(linear(normalized, self.W_in, None))
         post = self.hook_post(post if self.b_in is None else post + self.b_in)
         return linear(post, self.W_out, self.b_out)
