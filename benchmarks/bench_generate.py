@@ -2,10 +2,11 @@
 
 Same weights (the zoo's conversion of the same GGUF file), same prompts, greedy, the same
 number of new tokens (no early stop at EOS), in the same process; one warm-up run each, then
-the best of ``repeats`` (ours and theirs alternating, so both see the same load), printed as
-new tokens per second and as ratios (>1 means ours is faster). Hugging Face runs with eager
-attention (materialised patterns, as ours) and, for reference, with SDPA (its default, a fused
-kernel). Run: ``python benchmarks/bench_generate.py``.
+``repeats`` rounds with each contender once a round in a shuffled order. Printed as the best new
+tokens per second and as the median over rounds of the paired ratios with a 95% distribution-free
+interval (>1 means ours is faster). Hugging Face runs with eager attention (materialised
+patterns, as ours) and, for reference, with SDPA (its default, a fused kernel).
+Run: ``python benchmarks/bench_generate.py``.
 
 One torch thread by default, for both: a step's matmuls are a few rows tall, and on a shared
 two-core machine a two-thread team stalls whenever another process holds a core (8 tokens of
@@ -14,11 +15,10 @@ ours took 39 s on two threads against 0.7 s on one while another worker's tests 
 
 import argparse
 import json
-import time
-from typing import Callable
 
 import torch
 
+from bench_transformer import interleaved_times, paired_speedup  # run as a script: benchmarks/ is on sys.path
 from models import smollm2, zoo
 from models.transformer import generate
 
@@ -30,16 +30,6 @@ PROMPTS = [
 ]
 
 
-def new_tokens_per_second(fn: Callable[[], torch.Tensor], n_new: int) -> Callable[[], float]:
-    """A timer of ``fn``: each call runs it once and returns ``n_new / seconds``."""
-    def timed() -> float:
-        start = time.perf_counter()
-        fn()
-        return n_new / (time.perf_counter() - start)
-
-    return timed
-
-
 def prompt_batch(model, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch`` chat prompts of different lengths, left-padded, with their attention mask."""
     if not 1 <= batch <= len(PROMPTS):
@@ -48,7 +38,7 @@ def prompt_batch(model, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return model.tokenizer.batch(texts, padding_side="left")
 
 
-def benchmark(new_tokens: int = 64, batches: tuple[int, ...] = (1, 4), repeats: int = 3,
+def benchmark(new_tokens: int = 64, batches: tuple[int, ...] = (1, 4), repeats: int = 9,
               threads: int | None = 1) -> dict[str, float]:
     if threads is not None:
         torch.set_num_threads(threads)
@@ -73,22 +63,23 @@ def benchmark(new_tokens: int = 64, batches: tuple[int, ...] = (1, 4), repeats: 
         assert out.shape == expected.shape == (batch, tokens.shape[1] + new_tokens), "both generate every token"
         # equal in the tests; a near-tie flipped by float rounding in a padded batch would show here
         result[f"tokens_equal_batch{batch}"] = float(torch.equal(out, expected))
-        timers = {"ours": new_tokens_per_second(run_ours, batch * new_tokens),
-                  "hf_eager": new_tokens_per_second(run_hf, batch * new_tokens)}
-        best = dict.fromkeys(timers, 0.0)
-        for _ in range(repeats):
-            for name, timer in timers.items():
-                best[name] = max(best[name], timer())
-        hf.set_attn_implementation("sdpa")
-        try:
-            run_hf()  # warm-up
-            best["hf_sdpa"] = max(new_tokens_per_second(run_hf, batch * new_tokens)() for _ in range(repeats))
-        finally:
-            hf.set_attn_implementation("eager")
-        for name, value in best.items():
-            result[f"{name}_batch{batch}"] = value
-        result[f"ratio_ours_over_hf_eager_batch{batch}"] = best["ours"] / best["hf_eager"]
-        result[f"ratio_ours_over_hf_sdpa_batch{batch}"] = best["ours"] / best["hf_sdpa"]
+
+        def run_hf_sdpa() -> torch.Tensor:
+            hf.set_attn_implementation("sdpa")
+            try:
+                return run_hf()
+            finally:
+                hf.set_attn_implementation("eager")
+
+        times = interleaved_times({"ours": run_ours, "hf_eager": run_hf, "hf_sdpa": run_hf_sdpa}, repeats)
+        for name, seconds in times.items():
+            result[f"{name}_batch{batch}"] = batch * new_tokens / min(seconds)
+        for peer in ("hf_eager", "hf_sdpa"):
+            median, low, high = paired_speedup(times["ours"], times[peer])
+            result[f"ratio_ours_over_{peer}_batch{batch}"] = median
+            result[f"ratio_ours_over_{peer}_batch{batch}_low"] = low
+            result[f"ratio_ours_over_{peer}_batch{batch}_high"] = high
+    result["rounds"] = repeats
     result["threads"] = torch.get_num_threads()
     result["new_tokens"] = new_tokens
     return result
@@ -98,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
@@ -106,15 +97,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.json:
         print(json.dumps(result, indent=1))
         return result
-    print(f"SmolLM2-135M, greedy, {args.new_tokens} new tokens, best of {args.repeats}, CPU, "
+    print(f"SmolLM2-135M, greedy, {args.new_tokens} new tokens, {args.repeats} rounds, CPU, "
           f"{result['threads']} threads")
     for batch in args.batches:
-        print(f"batch {batch}:")
+        print(f"batch {batch} (same tokens as HF: {bool(result[f'tokens_equal_batch{batch}'])}):")
         for name in ("ours", "hf_eager", "hf_sdpa"):
-            print(f"  {name:<9} {result[f'{name}_batch{batch}']:>8.1f} new tokens/s")
-        print(f"  ours / HF eager = {result[f'ratio_ours_over_hf_eager_batch{batch}']:.2f}x (goal >= 1), "
-              f"ours / HF sdpa = {result[f'ratio_ours_over_hf_sdpa_batch{batch}']:.2f}x; "
-              f"same tokens as HF: {bool(result[f'tokens_equal_batch{batch}'])}")
+            print(f"  {name:<9} {result[f'{name}_batch{batch}']:>8.1f} new tokens/s (best round)")
+        for peer, goal in (("hf_eager", " (goal >= 1)"), ("hf_sdpa", "")):
+            key = f"ratio_ours_over_{peer}_batch{batch}"
+            print(f"  ours / {peer} = {result[key]:.3f}x [95% {result[key + '_low']:.3f}, "
+                  f"{result[key + '_high']:.3f}]{goal}")
     return result
 
 
