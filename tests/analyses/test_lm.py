@@ -61,7 +61,8 @@ def smollm2():
 def test_logit_lens_ends_at_the_models_own_prediction(smollm2):
     lens = measures.logit_lens(smollm2, "The capital of France is the city of", " Paris")
     assert list(lens.layer) == list(range(-1, smollm2.cfg.n_layers))
-    probs = smollm2(smollm2.to_tokens("The capital of France is the city of"))[0, -1].softmax(-1)
+    with torch.no_grad():
+        probs = smollm2(smollm2.to_tokens("The capital of France is the city of"))[0, -1].softmax(-1)
     assert lens.p_answer.iloc[-1] == pytest.approx(float(probs[smollm2.tokenizer.encode(" Paris")[0]]), abs=1e-6)
     assert lens.rank_answer.iloc[-1] == 1 and lens.top_token.iloc[-1] == " Paris"
 
