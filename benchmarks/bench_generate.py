@@ -18,7 +18,7 @@ import json
 
 import torch
 
-from bench_transformer import interleaved_times, paired_speedup  # run as a script: benchmarks/ is on sys.path
+from interp.timing import interleaved_times, paired_speedup
 from models import smollm2, zoo
 from models.transformer import generate
 

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from bench_transformer import interleaved_times, paired_speedup  # run as a script: benchmarks/ is on sys.path
+from interp.timing import interleaved_times, paired_speedup
 
 
 def benchmark(batch: int = 8, pos: int = 64, repeats: int = 3) -> dict[str, float]:

@@ -6,14 +6,12 @@ ratios (>1 means ours is faster). Run: ``python benchmarks/bench_transformer.py`
 
 import argparse
 import json
-import math
-import random
-import statistics
 import time
 from typing import Callable
 
 import torch
 
+from interp.timing import interleaved_times
 from models.transformer import Transformer, TransformerConfig
 from models.transformer.convert import to_bridge
 
@@ -30,44 +28,10 @@ def tokens_per_second(fn: Callable[[], object], n_tokens: int, repeats: int, war
     return n_tokens / min(times)
 
 
-def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                      seed: int = 0) -> dict[str, list[float]]:
-    """Seconds per call of each of ``fns``, timed in ``repeats`` rounds: each function once a round, in an
-    order shuffled every round. Rounds make a machine that slows down or speeds up mid-run weigh on every
-    contender alike; the shuffle keeps any one contender from always following another (on SmolLM2 a
-    fixed order made Hugging Face's model, run twice, look 7% faster than itself in its second slot)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    rng = random.Random(seed)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        order = list(fns)
-        rng.shuffle(order)
-        for name in order:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def interleaved_tokens_per_second(fns: dict[str, Callable[[], object]], n_tokens: int, repeats: int,
                                   warmup: int = 1) -> dict[str, float]:
     """Best-of-``repeats`` throughput of each of ``fns``, timed by :func:`interleaved_times`."""
     return {name: n_tokens / min(seconds) for name, seconds in interleaved_times(fns, repeats, warmup).items()}
-
-
-def paired_speedup(ours: list[float], theirs: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Median over rounds of ``theirs / ours`` (>1: ours is faster) and a distribution-free interval for
-    that median: the order statistics the binomial(n, 1/2) law puts at least ``confidence`` between."""
-    ratios = sorted(t / o for o, t in zip(ours, theirs, strict=True))
-    n = len(ratios)
-    tail, k = 0.0, 0  # the largest k with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2
-    while k < n // 2 and tail + math.comb(n, k) / 2 ** n <= (1 - confidence) / 2:
-        tail += math.comb(n, k) / 2 ** n
-        k += 1
-    low, high = (ratios[k - 1], ratios[n - k]) if k > 0 else (ratios[0], ratios[-1])
-    return statistics.median(ratios), low, high
 
 
 def benchmark(batch: int = 16, pos: int = 128, d_model: int = 256, n_layers: int = 4, n_heads: int = 8,

@@ -1,5 +1,5 @@
-"""Confidence intervals: Wilson's for a share, Newcombe's for the difference of two shares, and the
-normal approximation for a mean.
+"""Confidence intervals: Wilson's for a share, Newcombe's for the difference of two shares, the
+normal approximation for a mean, and the distribution-free one for a median.
 
 The one home of these formulas; every analysis that reports a share of successes (prompts a
 diffusion model follows, neurons whose output promotes the right answer, edits that work) or a
@@ -18,9 +18,12 @@ traces' grouped version with ``interp.patching.tracing.average_indirect_effect``
     True
     >>> normal_interval([1.0, 2.0, 3.0])     # mean, mean -+ 1.96 standard errors
     (2.0, 0.868..., 3.131...)
+    >>> median_interval(range(1, 16))        # 15 values: the 4th and the 12th smallest
+    (8.0, 4.0, 12.0)
 """
 
 import math
+import statistics
 from typing import Iterable
 
 import numpy as np
@@ -65,3 +68,23 @@ def difference_interval(k1: int, n1: int, k2: int, n2: int, z: float = Z_95) -> 
     (l1, u1), (l2, u2) = wilson_interval(p1, n1, z), wilson_interval(p2, n2, z)
     d = p1 - p2
     return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def median_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """The median and a distribution-free interval for it, as ``(median, low, high)``: the ``k``-th
+    smallest and ``k``-th largest values, ``k`` the largest with ``P(Binomial(n, 1/2) < k) <= (1 -
+    confidence) / 2``, so the interval covers the true median with at least ``confidence`` for any
+    continuous distribution (Conover, *Practical Nonparametric Statistics*, 3rd ed., section 3.2).
+    Refuses samples too small for that (fewer than 6 values at 95%)."""
+    ordered = sorted(float(v) for v in values)
+    n = len(ordered)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence lies in (0, 1), got {confidence}")
+    tail, k = 0.0, 0
+    while k < n // 2 and tail + math.comb(n, k) / 2 ** n <= (1 - confidence) / 2:
+        tail += math.comb(n, k) / 2 ** n
+        k += 1
+    if k == 0:
+        raise ValueError(f"{n} values are too few for a {confidence:.0%} interval of their median: even the "
+                         f"smallest to the largest covers it with only {1 - 2 / 2 ** n if n else 0:.1%}")
+    return statistics.median(ordered), ordered[k - 1], ordered[n - k]
