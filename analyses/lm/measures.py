@@ -1,7 +1,6 @@
 """Measurements of the lm analysis: pure functions of a model (and prompts) returning tidy DataFrames."""
 
 import copy
-import time
 from typing import Any, Sequence
 
 import pandas as pd
@@ -9,6 +8,7 @@ import torch
 
 from interp.hook_names import act_name
 from interp.lens import logit_lens as interp_logit_lens
+from interp.timing import interleaved_times, paired_speedup
 from models.transformer import count_parameters
 
 COMPONENTS = {"embed": "token embedding (tied with the unembedding)", "attn": "attention", "mlp": "MLP (gated)",
@@ -138,17 +138,14 @@ def equivalence(model: Any, hf_model: Any, prompts: Sequence[str]) -> pd.DataFra
 
 
 @torch.no_grad()
-def forward_speed(model: Any, hf_model: Any, batch: int = 8, n_pos: int = 64, repeats: int = 3,
-                  seed: int = 0) -> pd.DataFrame:
-    """Forward tokens per second (best of ``repeats``, after a warm-up), ours and Hugging Face eager."""
+def forward_speed(model: Any, hf_model: Any, batch: int = 8, n_pos: int = 64, repeats: int = 7,
+                  seed: int = 0) -> tuple[pd.DataFrame, tuple[float, float, float]]:
+    """Forward tokens per second of ours and Hugging Face eager (the best of ``repeats`` rounds, each
+    once a round in a shuffled order, after a warm-up), and the speed-up ours / theirs as ``(median,
+    low, high)`` over rounds with its 95% distribution-free interval (``interp.timing``)."""
     tokens = torch.randint(0, model.cfg.d_vocab, (batch, n_pos), generator=torch.Generator().manual_seed(seed))
-    rows = []
-    for name, forward in (("ours", lambda: model(tokens)), ("Hugging Face eager", lambda: hf_model(tokens).logits)):
-        forward()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            forward()
-            best = min(best, time.perf_counter() - start)
-        rows.append({"implementation": name, "seconds": best, "tokens_per_second": batch * n_pos / best})
-    return pd.DataFrame(rows)
+    times = interleaved_times({"ours": lambda: model(tokens), "Hugging Face eager": lambda: hf_model(tokens).logits},
+                              repeats, seed=seed)
+    rows = [{"implementation": name, "seconds": min(seconds), "tokens_per_second": batch * n_pos / min(seconds)}
+            for name, seconds in times.items()]
+    return pd.DataFrame(rows), paired_speedup(times["ours"], times["Hugging Face eager"])
