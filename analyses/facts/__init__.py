@@ -256,17 +256,26 @@ SELECTIVE_MARGIN_RATIO = 5.0  # ... and its margin drops this many times as much
 EDIT_EFFICACY, EDIT_SPECIFICITY = 0.9, 0.95
 
 
-def fact_claims(trace: dict, neurons: dict, edit: dict) -> list[Claim]:
-    """The four checks of the seed's picture, each decided by its stated rule from the measured numbers."""
-    def ratio(a: float, b: float) -> float:
-        return a / b if b > 0 else math.inf if a > 0 else math.nan
+def ratio(a: float, b: float) -> float:
+    """``a / b``, infinite where only ``b`` is not positive and ``a`` is, NaN where neither is."""
+    return a / b if b > 0 else math.inf if a > 0 else math.nan
 
-    localised = any_group("Facts live in MLPs at the subject", "MLP localisation at a subject token group", {
+
+def mlp_localisation_claim(subject_groups: dict, gap: float) -> Claim:
+    """"Facts live in MLPs at the subject", holding at any subject token group whose MLP peak (``mlp_ie``,
+    its ``ci``, and attention's ``attn_ie`` there) clears the three localisation rules; ``gap``: what the
+    noise costs. The toy's and SmolLM2's verdicts share it."""
+    return any_group("Facts live in MLPs at the subject", "MLP localisation at a subject token group", {
         group: (Check("MLP indirect effect 95% CI low", v["ci"][0], ">", LOCALISED_CI_LOW),
-                Check("MLP effect / noise cost", ratio(v["mlp_ie"], trace["gap"]), ">=", LOCALISED_SHARE_OF_GAP),
+                Check("MLP effect / noise cost", ratio(v["mlp_ie"], gap), ">=", LOCALISED_SHARE_OF_GAP),
                 Check("MLP effect / attention's there", ratio(v["mlp_ie"], max(v["attn_ie"], 0.0)), ">",
                       LOCALISED_OVER_ATTENTION))
-        for group, v in trace["subject_groups"].items()})
+        for group, v in subject_groups.items()})
+
+
+def fact_claims(trace: dict, neurons: dict, edit: dict) -> list[Claim]:
+    """The four checks of the seed's picture, each decided by its stated rule from the measured numbers."""
+    localised = mlp_localisation_claim(trace["subject_groups"], trace["gap"])
     sites = (neurons["subject"], neurons["last"])
     gates = any_group("Neurons act as AND gates on the two names", "AND gate", {
         s["site"]: (Check("top neuron's AND score / max(|median neuron|, 0.05)",

@@ -1,14 +1,13 @@
 """The facts_lm verdicts: the seed's and ROME's claims decided by stated rules, set beside the toy subject."""
 
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
-from analyses.facts import AND_PROMOTES, BROKEN_STILL_RIGHT, LOCALISED_CI_LOW, LOCALISED_OVER_ATTENTION, LOCALISED_SHARE_OF_GAP
-from interp.claims import Check, Claim, any_group
+from analyses.facts import AND_PROMOTES, BROKEN_STILL_RIGHT, LOCALISED_CI_LOW, mlp_localisation_claim
+from interp.claims import Check, Claim
 from interp.report import Report
 
 EARLY_TO_MIDDLE = 0.6  # ROME's early site: the MLP peak at the last subject token lies in the first 60% of layers
@@ -17,19 +16,10 @@ EDIT_EFFICACY = 0.9  # the toy's thresholds for "a rank-one edit rewrites the fa
 EDIT_SPECIFICITY = 0.9
 
 
-def ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else math.inf if a > 0 else math.nan
-
-
 def fact_lm_claims(trace: dict, neurons: Optional[dict], edits: Optional[dict]) -> list[Claim]:
     """The seed's and ROME's claims on this model, each decided by its stated rule from the measured numbers."""
     n_layers = trace["n_layers"]
-    localised = any_group("Facts live in MLPs at the subject", "MLP localisation at a subject token group", {
-        group: (Check("MLP indirect effect 95% CI low", v["ci"][0], ">", LOCALISED_CI_LOW),
-                Check("MLP effect / noise cost", ratio(v["mlp_ie"], trace["gap"]), ">=", LOCALISED_SHARE_OF_GAP),
-                Check("MLP effect / attention's there", ratio(v["mlp_ie"], max(v["attn_ie"], 0.0)), ">",
-                      LOCALISED_OVER_ATTENTION))
-        for group, v in trace["subject_groups"].items()})
+    localised = mlp_localisation_claim(trace["subject_groups"], trace["gap"])
     mlp = trace["peaks"]["mlp"]["last subject token"]
     attn = trace["peaks"]["attn"]["last token"]
     early = Claim("ROME's early site: the MLP effect at the last subject token peaks in early-to-middle layers",
