@@ -102,7 +102,7 @@ def _reference_section(report: Report, model, hf) -> None:
         f"of the same function: against exact arithmetic (our model in float64) ours is within "
         f"{eq['ours_vs_float64'].max():.1e} and Hugging Face's within {eq['hf_vs_float64'].max():.1e}, so the "
         "difference is rounding, not a different model. Forward speed on a batch "
-        f"of 8 x 64 tokens, measured in this run (best of 7 rounds, the two in a shuffled order each round): ours "
+        f"of 8 x 64 tokens, measured in this run (best of {measures.SPEED_ROUNDS} rounds, the two in a shuffled order each round): ours "
         f"{speed['tokens_per_second'].iloc[0]:,.0f} tokens/s, Hugging Face eager "
         f"{speed['tokens_per_second'].iloc[1]:,.0f} tokens/s; the median of the rounds' speed-ups is **{ratio:.2f}x** "
         f"(95% interval {low:.2f}-{high:.2f}; `benchmarks/bench_lm.py` runs more rounds, with TransformerLens's "
@@ -110,7 +110,7 @@ def _reference_section(report: Report, model, hf) -> None:
     section.table(eq, "reference_equivalence", "largest logit difference from Hugging Face per prompt")
     section.table(speed, "forward_speed", "forward tokens per second, measured in this run")
     report.headline("max_logit_diff_vs_hf", float(f"{worst:.3g}"), "largest |logit difference| from Hugging Face (float32)")
-    report.headline("forward_speed_vs_hf", round(ratio, 2), "forward speed, ours / Hugging Face eager (8 x 64 tokens, median of 7 rounds' ratios)")
+    report.headline("forward_speed_vs_hf", round(ratio, 2), f"forward speed, ours / Hugging Face eager (8 x 64 tokens, median of {measures.SPEED_ROUNDS} rounds' ratios)")
 
 
 def _panel_section(report: Report, model, config: Config) -> None:

@@ -137,8 +137,11 @@ def equivalence(model: Any, hf_model: Any, prompts: Sequence[str]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+SPEED_ROUNDS = 7  # the fewest rounds with a 95% interval for the median is 6
+
+
 @torch.no_grad()
-def forward_speed(model: Any, hf_model: Any, batch: int = 8, n_pos: int = 64, repeats: int = 7,
+def forward_speed(model: Any, hf_model: Any, batch: int = 8, n_pos: int = 64, repeats: int = SPEED_ROUNDS,
                   seed: int = 0) -> tuple[pd.DataFrame, tuple[float, float, float]]:
     """Forward tokens per second of ours and Hugging Face eager (the best of ``repeats`` rounds, each
     once a round in a shuffled order, after a warm-up), and the speed-up ours / theirs as ``(median,
