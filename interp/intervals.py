@@ -1,5 +1,6 @@
 """Confidence intervals: Wilson's for a share, Newcombe's for the difference of two shares, the
-normal approximation for a mean, and the distribution-free one for a median.
+normal approximation for a mean, the distribution-free one for a median, and Student's t for where
+one more draw will land (a prediction interval).
 
 The one home of these formulas; every analysis that reports a share of successes (prompts a
 diffusion model follows, neurons whose output promotes the right answer, edits that work) or a
@@ -20,6 +21,9 @@ traces' grouped version with ``interp.patching.tracing.average_indirect_effect``
     (2.0, 0.868..., 3.131...)
     >>> median_interval(range(1, 16))        # 15 values: the 4th and the 12th smallest
     (8.0, 4.0, 12.0)
+    >>> mean, low, high = prediction_interval([1.0, 2.0, 3.0, 4.0, 5.0])   # a sixth value: 3 -+ 4.81
+    >>> mean, round(low, 2), round(high, 2)
+    (3.0, -1.81, 7.81)
 """
 
 import math
@@ -88,3 +92,20 @@ def median_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[
         raise ValueError(f"{n} values are too few for a {confidence:.0%} interval of their median: even the "
                          f"smallest to the largest covers it with only {1 - 2 / 2 ** n if n else 0:.1%}")
     return statistics.median(ordered), ordered[k - 1], ordered[n - k]
+
+
+def prediction_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """The mean and where one more value from the same normal distribution lands with ``confidence``,
+    as ``(mean, low, high)``: ``mean -+ t s sqrt(1 + 1/n)``, ``s`` the sample standard deviation and
+    ``t`` Student's quantile with ``n - 1`` degrees of freedom (the interval for a new draw, wider
+    than the one for the mean by the draw's own spread). Needs at least two values."""
+    from scipy.stats import t as student_t
+
+    values = np.asarray(list(values), dtype=float)
+    if len(values) < 2:
+        raise ValueError(f"a prediction interval needs at least two values, got {len(values)}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence lies in (0, 1), got {confidence}")
+    n, mean = len(values), float(values.mean())
+    half = float(student_t.ppf((1 + confidence) / 2, n - 1)) * float(values.std(ddof=1)) * math.sqrt(1 + 1 / n)
+    return mean, mean - half, mean + half

@@ -1,10 +1,11 @@
-"""The distribution-free interval of a median, against scipy's binomial law and by its coverage."""
+"""The distribution-free interval of a median, against scipy's binomial law and by its coverage; the
+prediction interval by its coverage of a new draw and against a printed t table."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from interp.intervals import median_interval
+from interp.intervals import median_interval, prediction_interval
 
 
 @pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
@@ -30,3 +31,24 @@ def test_median_interval_refuses_samples_too_small_for_the_confidence():
         median_interval([1.0, 2.0, 3.0, 4.0, 5.0])
     with pytest.raises(ValueError, match="confidence"):
         median_interval(range(10), confidence=1.0)
+
+
+def test_prediction_interval_uses_the_printed_t_quantile():
+    # five values 1..5: mean 3, s = sqrt(2.5); t(0.975, 4 df) = 2.776 in any printed table
+    mean, low, high = prediction_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert mean == 3.0
+    assert high - mean == pytest.approx(2.776445 * np.sqrt(2.5) * np.sqrt(1.2), rel=1e-6)
+    assert mean - low == pytest.approx(high - mean)
+
+
+@pytest.mark.parametrize("n", [3, 5, 9])
+def test_prediction_interval_covers_a_new_draw_as_often_as_promised(n):
+    rng = np.random.default_rng(n)
+    draws = rng.normal(2.0, 3.0, size=(4000, n + 1))  # n to build the interval from, one new
+    inside = np.mean([low <= row[-1] <= high for row in draws for _, low, high in [prediction_interval(row[:-1])]])
+    assert abs(inside - 0.95) < 4 * np.sqrt(0.95 * 0.05 / len(draws))
+
+
+def test_prediction_interval_refuses_one_value():
+    with pytest.raises(ValueError, match="at least two values"):
+        prediction_interval([1.0])
