@@ -17,8 +17,8 @@ Two comparisons per analysis (issue 18, "Same inputs, same numbers"):
 - with ``--backends``: the serial run against ``--workers 2`` and against ``--backend ray --workers 2``.
 
 It compares the ``headline`` of each ``results.json`` (the figures a report stands on; elapsed times, the
-date and package versions are not in it; a figure or CSV column whose name says ``seconds`` or ``elapsed`` is a
-wall-clock time and is skipped) and prints, per analysis, each figure that differs with both
+date and package versions are not in it; a figure or CSV column whose name says ``seconds``, ``elapsed`` or
+``speed`` is a wall-clock time, or a ratio of two, and is skipped: ``lm``'s ``forward_speed_vs_hf``) and prints, per analysis, each figure that differs with both
 values and the absolute and relative difference, or that all agree. ``--all-numbers`` also compares every
 number of every CSV table the reports wrote (counted, the largest difference shown).
 
@@ -42,7 +42,7 @@ CONVERTED = ("smollm2",)  # zoo subjects that are converted, not trained: one fo
 NEEDS_CONVERTED = {"lm", "facts_lm"}
 # --backends: the sweep backends, each run against the serial one (a default run is serial)
 BACKEND_RUNS = {"serial": (), "processes": ("--workers", "2"), "ray": ("--backend", "ray", "--workers", "2")}
-TIMING_WORDS = ("seconds", "elapsed")  # a figure or CSV column naming one of these is a time, not a result
+TIMING_WORDS = ("seconds", "elapsed", "speed")  # a figure or CSV column naming one of these is a time (or a ratio of times), not a result
 
 
 def is_timing(name: str) -> bool:
