@@ -26,6 +26,7 @@ MODULES = {
     "threads": "tests.analyses.test_threads",
     "reproducibility": "tests.test_reproducibility",
     "sweeps": "tests.interp.test_parallel",
+    "seeds": "tests.analyses.test_seed_spread",
 }
 
 
@@ -55,7 +56,7 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
     """(area, what is injected or tried, cases, what it gets, tests)."""
     m = _modules()
     ck, fz, cl, fa, tr, zo = m["checkpoint"], m["fuzz"], m["cli"], m["faults"], m["training"], m["zoo"]
-    th, rp, sw = m["threads"], m["reproducibility"], m["sweeps"]
+    th, rp, sw, sd = m["threads"], m["reproducibility"], m["sweeps"], m["seeds"]
     n_analyses = len(analyses.ANALYSES)
     n_bytes = ck.valid_length()
     return [
@@ -135,7 +136,8 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          f"{n_analyses} configs, up to {settings.get_profile('ci').max_examples} generated each",
          "a valid config or ValueError", ["test_set_on_every_analysis_config_is_valid_or_a_value_error"]),
         ("command line", "mistakes: unknown command, option, analysis, preset or zoo subject; bad --set, --seed, "
-         "--out, --threads, --workers, --backend, --address, sampling options; missing arguments; --backend ray "
+         "--out, --threads, --workers, --backend, --address, sampling options, spread's --seeds and --into; missing "
+         "arguments; --backend ray "
          "without Ray installed", f"{len(cl.BAD_ARGUMENTS)} + 1",
          "one line 'error: ...' on stderr, exit code 2, no traceback",
          ["test_a_mistake_is_one_line_and_exit_code_2", "test_a_bare_command_shows_its_help",
@@ -182,6 +184,25 @@ def rows() -> list[tuple[str, str, str, str, list[str]]]:
          "on an AVX512 CPU (the check can fail)",
          ["test_interp_run_records_the_kernels_it_ran_on",
           "test_the_pinned_kernels_train_what_torchs_own_choice_trains_on_an_avx2_cpu_and_differ_where_it_chooses_more"]),
+        ("reproducibility", "where training cannot be made reproducible (no AVX2, ARM, INTERP_KERNELS=native): the "
+         "full presets of the analyses that train in the run (" + ", ".join(p.name.split("-")[0] for p in sd.COMMITTED)
+         + ") over training seeds, committed by `interp spread`; `interp spread diffusion --quick --seeds 2` then a run "
+         "of seed 0", f"{len(sd.COMMITTED)} spreads + 1",
+         "each committed spread has the preset's config, at least 5 seeds and, for the seed of the committed report, "
+         "its figures exactly; the run's report finds the spread, lies inside it and equals its seed's figures",
+         ["test_spreads_are_committed_for_the_analyses_that_train_in_the_run",
+          "test_a_committed_spread_is_of_the_committed_report",
+          "test_spread_command_then_a_run_of_a_measured_seed_reproduces_it"]),
+        ("reproducibility", "a report beside a spread: a figure outside its interval, integer and true/false figures, "
+         "a figure that never moves, a seed that was measured (reproduced or not), another config, no spread",
+         "6", "the section counts the figures inside and names the rest, counts the verdict's values over seeds, says "
+         "whether the run reproduced its seed; no section for another config or without a spread",
+         ["test_a_continuous_figure_gets_its_prediction_interval",
+          "test_integer_and_boolean_figures_are_counted_not_averaged",
+          "test_a_figure_that_never_moves_is_inside_only_at_its_value",
+          "test_the_section_flags_a_figure_outside_its_spread_and_counts_the_verdicts",
+          "test_a_run_of_a_measured_seed_says_whether_it_reproduced_that_seed",
+          "test_no_section_for_another_config_or_without_a_spread"]),
         ("sweeps", "a worker process killed (SIGKILL) in the middle of a task, twice in a sweep of 6, on "
          "processes and on Ray", f"{_cases(sw.test_a_killed_worker_has_its_task_run_again)} backends x 2 kills",
          "a new worker runs the task again; every result equal to the serial run's",

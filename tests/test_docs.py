@@ -90,6 +90,7 @@ ELSEWHERE = {
     "interp run facts --workers 2": "tests/analyses/test_cli_sweeps.py runs sweeps on 2 workers",
     "interp chat facts": "trains the full facts subject; tests/models/transformer/test_generation.py drives chat",
     "interp explore": "a server; tests/interp/test_explore_browser.py drives one",
+    "interp spread facts diffusion --seeds 5": "half an hour; tests/analyses/test_seed_spread.py runs the quick preset",
 }
 README_COMMANDS = interp_commands(ROOT / "README.md")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from analyses.diffusion.metrics import fit_judges
 from analyses.diffusion.sections import clip_section, collapse_section, guidance_section, noising_section, samples_section, training_section
 from analyses.diffusion.subjects import train_subjects
+from analyses.seed_spread import spread_section
 from interp.report import Report
 
 
@@ -79,4 +80,5 @@ def run(config: Config) -> Report:
     guidance_section(report, config, subjects, judges.shapes)
     clip_section(report, config, subjects)
     training_section(report, config, subjects)
+    spread_section(report, config)  # the same figures over training seeds, where `interp spread` measured them
     return report

@@ -28,6 +28,7 @@ from analyses.facts import measures as fm
 from analyses.facts.edits import edit_sites, editing_section
 from analyses.facts.neurons import neuron_section
 from analyses.facts.plots import plot_group_effects, plot_patching, plot_trace_heatmaps
+from analyses.seed_spread import spread_section
 from interp.claims import Check, Claim, any_group
 from interp.report import Report
 from interp.patching import average_indirect_effect
@@ -88,6 +89,7 @@ def run(config: Config) -> Report:
     neuron_summary = neuron_section(report, model, config, base)
     edit_summary = editing_section(report, model, config, edit_sites(config, trace_summary))
     _verdict_section(report, recall, trace_summary, neuron_summary, edit_summary)
+    spread_section(report, config)  # the same figures over training seeds, where `interp spread` measured them
     return report
 
 

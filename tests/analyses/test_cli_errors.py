@@ -63,6 +63,12 @@ BAD_ARGUMENTS = [
     (["explore", "--bogus"], "No such option: --bogus"),
     (["zoo", "retrain", "facts", "--seed", "x"], "Invalid value for '--seed'"),
     (["zoo", "bogus"], "No such command 'bogus'"),
+    (["spread"], "Missing argument"),
+    (["spread", "nosuch"], "unknown analysis 'nosuch'"),
+    (["spread", "params", "--seeds", "1"], "too few seeds for a spread"),
+    (["spread", "params", "--seeds", "x"], "Invalid value for '--seeds'"),
+    (["spread", "params", "--into", "{file}"], "is a file; give a folder"),
+    (["spread", "params", "--into", "{file}/spreads"], "cannot write into --into"),
 ]
 
 
