@@ -3,7 +3,8 @@
     python benchmarks/bench_load.py                        # interp run backprop --quick, 3 repeats
     python benchmarks/bench_load.py --all                  # interp run all --quick
     python benchmarks/bench_load.py --name params --repeats 1   # a smoke run (about a minute)
-    python benchmarks/bench_load.py --all --hogs 2 --modes automatic   # quiet and beside two hogs only
+    python benchmarks/bench_load.py --all --hogs 2 --modes automatic --bound   # quiet, two hogs, and the bound
+    python benchmarks/bench_load.py --bound-only --repeats 3     # the reference workloads alone
 
 Times ``interp run NAME --quick --out TMP`` (wall clock, a fresh output folder each time) quiet,
 beside one and beside two *hogs* (each a Python process running torch matmuls on 2 threads,
@@ -14,7 +15,9 @@ median of ``--repeats`` runs per cell, its ratio to the quiet run of the same co
 threads each run took (from its run log); with ``--all``, the same for each analysis, from the
 seconds its run log gives it. An untimed run first fills the zoo cache, so no cell
 pays for training a subject. Goal (issue 18): at most 2.5x the quiet time beside two hogs, for
-the quick run and each analysis. Run it on an otherwise quiet machine: the other load counts.
+the quick run and each analysis. ``--bound`` also times two reference workloads beside the same hogs
+(fixed single-threaded matmuls in one process, and split between two): what fair shares of the CPU allow
+serial work and work that uses both cores. Run it on an otherwise quiet machine: the other load counts.
 """
 
 import argparse
@@ -40,6 +43,18 @@ while True:
     a = torch.tanh(a @ a)
 """
 MODES = {"--threads 2": ["--threads", "2"], "automatic": []}
+# --bound: the scheduler's own limit, timed beside the same hogs. A fixed amount of matmuls on one thread in
+# one process (serial work), and the same amount split between two such processes (work that uses both cores
+# when quiet): with the hogs' four threads on two cores, fair shares predict 1 / (2/5) = 2.5x and
+# 2 / (4/6) = 3x, which no thread choice of ours beats without more runnable threads than cores.
+REFERENCE = """
+import sys, time, torch
+torch.set_num_threads(1)
+a = torch.randn(256, 256)
+for _ in range(int(sys.argv[1])):
+    a = torch.tanh(a @ a)
+"""
+REFERENCE_STEPS = 24000  # about 19 s quiet in one process, 11 s split between two, on the machines here
 
 
 def start_hogs(n: int) -> list[subprocess.Popen]:
@@ -81,6 +96,36 @@ def timed_run(names: list[str], extra: list[str]) -> tuple[float, str, dict[str,
         shutil.rmtree(out, ignore_errors=True)
 
 
+def timed_reference(processes: int, steps: int = REFERENCE_STEPS) -> float:
+    """Seconds for ``steps`` single-threaded matmul steps split between ``processes`` processes."""
+    started = time.perf_counter()
+    jobs = [subprocess.Popen([sys.executable, "-c", REFERENCE, str(steps // processes)]) for _ in range(processes)]
+    if any(job.wait() != 0 for job in jobs):
+        sys.exit("a reference process failed")
+    return time.perf_counter() - started
+
+
+def print_bound(loads: dict[str, int], repeats: int) -> None:
+    """The reference workloads' slowdown beside the same hogs: the bound a run is measured against."""
+    print(f"\nreference: {REFERENCE_STEPS} matmul steps of 256 x 256 on one thread per process, median of {repeats}")
+    cells = {(load, p): [] for load in loads for p in (1, 2)}
+    for _ in range(repeats):
+        for load, n in loads.items():
+            hogs = start_hogs(n)
+            try:
+                for p in (1, 2):
+                    cells[load, p].append(timed_reference(p))
+            finally:
+                stop(hogs)
+    print(f"{'load':<15}{'1 process (serial work)':>28}{'2 processes (both cores)':>28}")
+    for load in loads:
+        row = ""
+        for p in (1, 2):
+            median, quiet = statistics.median(cells[load, p]), statistics.median(cells["quiet", p])
+            row += f"{f'{median:.1f} s {median / quiet:.2f}x':>28}"
+        print(f"{load:<15}{row}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="backprop", help="analysis to run (default backprop)")
@@ -89,11 +134,17 @@ def main() -> None:
     parser.add_argument("--hogs", type=int, nargs="+", default=[0, 1, 2], choices=[0, 1, 2],
                         help="the loads to time, as hog counts (0, quiet, is always timed: the ratios need it)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--bound", action="store_true", help="also time the reference workloads (the scheduler's "
+                                                            "fair-share bound) beside the same hogs")
+    parser.add_argument("--bound-only", action="store_true", help="only the reference workloads (about 2 min)")
     args = parser.parse_args()
     names = ["all"] if args.all else [args.name]
     loads = {label: n for label, n in {"quiet": 0, "beside 1 hog": 1, "beside 2 hogs": 2}.items()
              if n in {0, *args.hogs}}
     modes = {mode: MODES[mode] for mode in args.modes}
+    if args.bound_only:
+        print_bound(loads, args.repeats)
+        return
     print(f"interp run {' '.join(names)} --quick on {len(os.sched_getaffinity(0))} CPU(s); hogs run torch matmuls "
           f"on 2 threads; median of {args.repeats}", flush=True)
     timed_run(names, [])  # untimed: trains whatever zoo subject the run needs
@@ -127,6 +178,8 @@ def main() -> None:
         print(f"goal: at most {GOAL}x the quiet time beside two hogs; " + "; ".join(verdicts))
     if len(next(iter(steps.values()))[0]) > 1:
         print_steps(steps, loads, list(modes))
+    if args.bound:
+        print_bound(loads, args.repeats)
 
 
 def print_steps(steps: dict, loads: dict[str, int], modes: list[str]) -> None:
